@@ -1,0 +1,53 @@
+-- The loader's tables in schema raw. Applied by the loader on every run: every
+-- statement is idempotent (create ... if not exists / add column if not exists).
+create schema if not exists raw;
+
+-- one row per raw event line: the JSON object unchanged
+create table if not exists raw.clickstream_events (
+    payload jsonb not null,
+    bucket text not null,
+    object_key text not null,
+    line_number integer not null,
+    object_etag text not null,
+    load_id uuid not null,
+    loaded_at timestamptz not null default now()
+);
+create index if not exists clickstream_events_loaded_at_idx on raw.clickstream_events (loaded_at);
+
+-- one row per loaded object, written in the same transaction as its rows
+create table if not exists raw.load_manifest (
+    bucket text not null,
+    object_key text not null,
+    object_etag text not null,
+    object_size bigint not null,
+    lines integer not null,
+    events_loaded integer not null,
+    lines_rejected integer not null,
+    load_id uuid not null,
+    loaded_at timestamptz not null default now(),
+    primary key (bucket, object_key)
+);
+
+-- lines (or whole objects) that could not be loaded, with the reason
+create table if not exists raw.rejected_lines (
+    bucket text not null,
+    object_key text not null,
+    line_number integer,
+    reason text not null,
+    line text,
+    load_id uuid not null,
+    rejected_at timestamptz not null default now()
+);
+
+-- one row per loader run
+create table if not exists raw.load_runs (
+    load_id uuid primary key,
+    started_at timestamptz not null,
+    finished_at timestamptz,
+    objects integer not null default 0,
+    events integer not null default 0,
+    rejects integer not null default 0,
+    etag_changes integer not null default 0,
+    status text not null,
+    error text
+);
