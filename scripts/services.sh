@@ -54,6 +54,11 @@ as_pg() {
     fi
 }
 
+# a data folder the server's OS user can reach when the checkout itself is private
+fallback_pg_base() {
+    printf '/var/tmp/clickstream-pg-%s' "$(printf '%s' "$PG_BASE" | md5sum | cut -c1-8)"
+}
+
 prepare_pg_user() {
     if [ "$(id -u)" != "0" ]; then return 0; fi
     PG_OS_USER="${PG_OS_USER_NAME:-postgres}"
@@ -65,7 +70,7 @@ prepare_pg_user() {
     # private home (e.g. /root) is not reachable, so fall back to /var/tmp.
     if ! runuser -u "$PG_OS_USER" -- test -x "$PG_BASE"; then
         local alt
-        alt="/var/tmp/clickstream-pg-$(printf '%s' "$PROJECT_ROOT" | md5sum | cut -c1-8)"
+        alt="$(fallback_pg_base)"
         log "$PG_BASE is not reachable by OS user $PG_OS_USER; using $alt"
         PG_BASE="$alt"
         mkdir -p "$PG_BASE"
@@ -125,7 +130,7 @@ pg_down() {
     if [ "$(id -u)" = "0" ]; then
         PG_OS_USER="${PG_OS_USER_NAME:-postgres}"
         if [ ! -d "$PG_BASE/data" ] || ! runuser -u "$PG_OS_USER" -- test -x "$PG_BASE" 2>/dev/null; then
-            PG_BASE="/var/tmp/clickstream-pg-$(printf '%s' "$PROJECT_ROOT" | md5sum | cut -c1-8)"
+            PG_BASE="$(fallback_pg_base)"
         fi
         id "$PG_OS_USER" >/dev/null 2>&1 || return 0
     fi

@@ -22,6 +22,16 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
+# Tests talk to moto's S3 server only: it accepts any credentials, and code under test
+# that builds its own boto3 clients from os.environ must never find real ones.
+for _name, _value in (
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+):
+    os.environ.setdefault(_name, _value)
+
 
 def project_env() -> dict[str, str]:
     """The environment the project runs with: .env.example defaults, overridden by os.environ."""
