@@ -1,0 +1,233 @@
+"""POST /events: the logic behind the Lambda handler and the local server.
+
+``handle_http_event`` takes an API Gateway HTTP API (payload format 2.0) request event and
+returns its response: parse the body (one event, an array, or ``{"events": [...]}``), enforce the
+limits, validate each event against the contract, stamp ``received_at`` on the accepted ones
+and write them as one NDJSON object under ``RAW_PREFIX``; write every rejected event, with its
+index and reason, under ``REJECTED_PREFIX``. Nothing is dropped silently."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from ingest.privacy import client_ip, truncate_ip
+from ingest.settings import Settings
+from ingest.storage import object_key, put_ndjson
+from ingest.validation import event_errors
+
+logger = logging.getLogger("ingest.api")
+
+EVENTS_PATH_SEGMENT = "events"
+IP_PROPERTY = "client_ip_prefix"
+ALLOWED_METHODS = "POST, OPTIONS"
+PREFLIGHT_MAX_AGE = "86400"
+
+
+class RequestError(Exception):
+    """The request as a whole is refused (400, 413, ...)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Outcome:
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _response(status: int, body: dict[str, Any] | None, headers: dict[str, str]) -> dict[str, Any]:
+    out_headers = dict(headers)
+    if body is None:
+        return {"statusCode": status, "headers": out_headers, "body": "", "isBase64Encoded": False}
+    out_headers["content-type"] = "application/json"
+    return {
+        "statusCode": status,
+        "headers": out_headers,
+        "body": json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+def origin_allowed(origin: str, host: str | None, settings: Settings) -> bool:
+    """Allowed: listed in CORS_ALLOWED_ORIGINS (or ``*`` listed), or the endpoint's own origin."""
+    origin = origin.rstrip("/")
+    if "*" in settings.cors_allowed_origins or origin in settings.cors_allowed_origins:
+        return True
+    return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
+
+
+def cors_headers(origin: str | None, allowed: bool) -> dict[str, str]:
+    headers = {"vary": "Origin"}
+    if origin and allowed:
+        headers["access-control-allow-origin"] = origin
+    return headers
+
+
+def decode_body(event: dict[str, Any], max_bytes: int) -> bytes:
+    """The request body as bytes (payload 2.0 may base64-encode it); 413 over the limit."""
+    raw = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        if len(raw) * 3 // 4 > max_bytes + 3:
+            raise RequestError(413, f"body too large: over {max_bytes} bytes")
+        try:
+            body = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise RequestError(400, "body is not valid base64") from exc
+    else:
+        body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    if len(body) > max_bytes:
+        raise RequestError(413, f"body too large: {len(body)} bytes > {max_bytes}")
+    return body
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_events(body: bytes, max_events: int) -> list[Any]:
+    """One event, a JSON array of events or {"events": [...]} -> the list of events."""
+    try:
+        document = json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RequestError(400, "body is not valid JSON") from exc
+    if isinstance(document, list):
+        events = document
+    elif isinstance(document, dict) and "events" in document and "event_name" not in document:
+        events = document["events"]
+        if not isinstance(events, list):
+            raise RequestError(400, '"events" must be a JSON array of events')
+    elif isinstance(document, dict):
+        events = [document]
+    else:
+        raise RequestError(400, 'body must be an event, a JSON array of events or {"events": [...]}')
+    if len(events) > max_events:
+        raise RequestError(413, f"too many events: {len(events)} > {max_events} per request")
+    return events
+
+
+def rfc3339_utc(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def sort_events(events: list[Any], received_at: str, ip_prefix: str | None) -> Outcome:
+    """Validate each event: accepted ones get received_at (and the truncated IP), rejected ones
+    keep their index, reason and the original event."""
+    outcome = Outcome()
+    for index, event in enumerate(events):
+        reasons = event_errors(event)
+        if reasons:
+            outcome.rejected.append({"index": index, "reason": "; ".join(reasons), "event": event})
+            continue
+        stored = dict(event)
+        stored["received_at"] = received_at
+        properties = stored.get("properties")
+        properties = dict(properties) if isinstance(properties, dict) else {}
+        properties.pop(IP_PROPERTY, None)
+        if ip_prefix:
+            properties[IP_PROPERTY] = ip_prefix
+        if properties or "properties" in stored:
+            stored["properties"] = properties
+        outcome.accepted.append(stored)
+    return outcome
+
+
+def store(outcome: Outcome, settings: Settings, s3, at: datetime, request_id: str, received_at: str):
+    """Write the accepted events and the rejections as one object each; returns the keys."""
+    keys: dict[str, str] = {}
+    if outcome.accepted:
+        key = object_key(settings.raw_prefix, at)
+        put_ndjson(s3, settings.raw_bucket, key, outcome.accepted)
+        keys["accepted_key"] = key
+    if outcome.rejected:
+        key = object_key(settings.rejected_prefix, at)
+        records = [{**r, "received_at": received_at, "request_id": request_id} for r in outcome.rejected]
+        put_ndjson(s3, settings.raw_bucket, key, records)
+        keys["rejected_key"] = key
+    return keys
+
+
+def handle_http_event(event: dict[str, Any], settings: Settings, s3, now: datetime | None = None):
+    """The whole request: API Gateway HTTP API v2 event in, v2 response out."""
+    started = time.monotonic()
+    http = (event.get("requestContext") or {}).get("http") or {}
+    method = (http.get("method") or "").upper()
+    path = event.get("rawPath") or http.get("path") or "/"
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    request_id = (event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
+    log = {"request_id": request_id, "method": method, "path": path}
+
+    origin = headers.get("origin")
+    allowed = origin_allowed(origin, headers.get("host"), settings) if origin else True
+    cors = cors_headers(origin, allowed)
+
+    if path.rstrip("/").rsplit("/", 1)[-1] != EVENTS_PATH_SEGMENT:
+        return _response(404, {"error": "not found"}, cors)
+    if method == "OPTIONS":
+        if not origin or not allowed:
+            logger.info("preflight refused", extra={**log, "status": 403, "origin_allowed": False})
+            return _response(403, {"error": "origin not allowed"}, cors)
+        requested = headers.get("access-control-request-headers") or "content-type"
+        cors.update(
+            {
+                "access-control-allow-methods": ALLOWED_METHODS,
+                "access-control-allow-headers": requested,
+                "access-control-max-age": PREFLIGHT_MAX_AGE,
+            }
+        )
+        return _response(204, None, cors)
+    if method != "POST":
+        return _response(405, {"error": "method not allowed"}, {**cors, "allow": ALLOWED_METHODS})
+    if not allowed:
+        logger.warning("origin not allowed", extra={**log, "status": 403})
+        return _response(403, {"error": "origin not allowed"}, cors)
+
+    try:
+        body = decode_body(event, settings.max_body_bytes)
+        events = parse_events(body, settings.max_events)
+    except RequestError as exc:
+        logger.info("request refused", extra={**log, "status": exc.status, "error": exc.message})
+        return _response(exc.status, {"error": exc.message}, cors)
+
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    received_at = rfc3339_utc(at)
+    ip = client_ip(http.get("sourceIp"), headers.get("x-forwarded-for"))
+    outcome = sort_events(events, received_at, truncate_ip(ip))
+    try:
+        keys = store(outcome, settings, s3, at, request_id, received_at)
+    except Exception:
+        logger.exception(
+            "could not store events", extra={**log, "status": 500, "bucket": settings.raw_bucket}
+        )
+        return _response(500, {"error": "could not store events; retry with the same event_ids"}, cors)
+
+    result = {
+        "request_id": request_id,
+        "accepted": len(outcome.accepted),
+        "rejected": len(outcome.rejected),
+        "rejections": [{"index": r["index"], "reason": r["reason"]} for r in outcome.rejected],
+    }
+    logger.info(
+        "events stored",
+        extra={
+            **log,
+            "status": 200,
+            "body_bytes": len(body),
+            "accepted": result["accepted"],
+            "rejected": result["rejected"],
+            **keys,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        },
+    )
+    return _response(200, result, cors)

@@ -1,0 +1,62 @@
+"""Fixtures for the ingest tests: API Gateway HTTP API (payload 2.0) request events, the
+handler pointed at the test session's moto server with a fresh bucket, and readers of what
+actually landed in that bucket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+
+@pytest.fixture
+def ingest_env(s3_env, monkeypatch) -> dict[str, str]:
+    """os.environ pointed at a fresh bucket on the test moto server, caches of the handler's
+    process-wide settings and client cleared (as in a new Lambda execution environment)."""
+    from ingest.settings import get_settings
+
+    for name in ("AWS_ENDPOINT_URL", "RAW_BUCKET", "RAW_PREFIX", "REJECTED_PREFIX", "AWS_REGION"):
+        monkeypatch.setenv(name, s3_env[name])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "http://localhost:8080,https://shop.example.com")
+    get_settings.cache_clear()
+    yield s3_env
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def invoke(ingest_env) -> Callable[..., dict[str, Any]]:
+    """Call the Lambda handler with an API Gateway v2 event; returns the response with its JSON
+    body parsed into response["json"]."""
+    from ingest.handler import lambda_handler
+
+    def _invoke(event: dict[str, Any]) -> dict[str, Any]:
+        response = lambda_handler(event, None)
+        body = response.get("body")
+        response["json"] = json.loads(body) if body else None
+        return response
+
+    return _invoke
+
+
+@pytest.fixture
+def bucket_objects(ingest_env) -> Callable[[str], dict[str, bytes]]:
+    """Reader: every object under a prefix of the test bucket, key -> bytes."""
+    client = boto3.client(
+        "s3", endpoint_url=ingest_env["AWS_ENDPOINT_URL"], region_name=ingest_env["AWS_REGION"]
+    )
+
+    def _read(prefix: str = "") -> dict[str, bytes]:
+        objects = {}
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=ingest_env["RAW_BUCKET"], Prefix=prefix):
+            for item in page.get("Contents", []):
+                body = client.get_object(Bucket=ingest_env["RAW_BUCKET"], Key=item["Key"])["Body"].read()
+                objects[item["Key"]] = body
+        return objects
+
+    return _read
