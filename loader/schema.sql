@@ -27,8 +27,12 @@ create table if not exists raw.load_manifest (
     loaded_at timestamptz not null default now(),
     primary key (bucket, object_key)
 );
+alter table raw.load_manifest add column if not exists object_last_modified timestamptz;
+alter table raw.load_manifest add column if not exists format text;
+alter table raw.load_manifest add column if not exists compressed boolean;
+create index if not exists load_manifest_loaded_at_idx on raw.load_manifest (loaded_at);
 
--- lines (or whole objects) that could not be loaded, with the reason
+-- lines (or whole objects: line_number null) that could not be loaded, with the reason
 create table if not exists raw.rejected_lines (
     bucket text not null,
     object_key text not null,
@@ -38,6 +42,7 @@ create table if not exists raw.rejected_lines (
     load_id uuid not null,
     rejected_at timestamptz not null default now()
 );
+create index if not exists rejected_lines_object_idx on raw.rejected_lines (bucket, object_key);
 
 -- one row per loader run
 create table if not exists raw.load_runs (
@@ -51,3 +56,9 @@ create table if not exists raw.load_runs (
     status text not null,
     error text
 );
+alter table raw.load_runs add column if not exists source text;
+alter table raw.load_runs add column if not exists failed_objects integer not null default 0;
+alter table raw.load_runs add column if not exists backend_pid integer;
+alter table raw.load_runs add column if not exists dbt_status text;
+alter table raw.load_runs add column if not exists models_built integer;
+create index if not exists load_runs_started_at_idx on raw.load_runs (started_at);

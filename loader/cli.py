@@ -1,0 +1,161 @@
+"""``python -m loader load|status|schedule``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+
+from loader.load import LoaderError, Progress, parse_moment, run_load
+from loader.logs import setup_logging
+from loader.settings import Settings, SettingsError
+
+log = logging.getLogger("loader")
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_FATAL = 0, 1, 2
+
+
+def _moment(end: bool):
+    def parse(text: str):
+        try:
+            return parse_moment(text, end=end)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m loader", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_load_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--source",
+            help="s3://bucket/prefix or a local directory laid out like the bucket "
+            "(default: s3://$RAW_BUCKET/$RAW_PREFIX)",
+        )
+        p.add_argument(
+            "--lookback-hours",
+            type=float,
+            help="window to scan back from now (default 48, or $LOADER_LOOKBACK_HOURS)",
+        )
+        p.add_argument("--no-build", action="store_true", help="do not run dbt build after the load")
+        p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
+
+    load = sub.add_parser("load", help="load new raw files, then dbt build")
+    add_load_options(load)
+    load.add_argument("--since", type=_moment(False), help="window start, ISO 8601 date or date-time (UTC)")
+    load.add_argument(
+        "--until",
+        type=_moment(True),
+        help="window end, ISO 8601 date or date-time (UTC); a bare date includes that whole day",
+    )
+    load.add_argument("--dry-run", action="store_true", help="list what would be loaded; write nothing")
+
+    status = sub.add_parser("status", help="last runs, events loaded, rejects, lag")
+    status.add_argument("--runs", type=int, default=10)
+    status.add_argument("--json", action="store_true")
+
+    schedule = sub.add_parser(
+        "schedule", help="local stand-in for the EventBridge rule clickstream-etl-schedule"
+    )
+    add_load_options(schedule)
+    schedule.add_argument("--every", type=float, required=True, metavar="SECONDS")
+    return parser
+
+
+def _print_summary(summary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.to_dict(), default=str))
+        return
+    text = (
+        f"{summary.status}: {summary.objects} objects, {summary.events:,} events, {summary.rejects:,} rejected"
+        f" lines, {summary.etag_changes} changed objects, {summary.failed_objects} failed objects"
+    )
+    if summary.dry_run:
+        text = f"dry run: {summary.pending_objects} objects would be loaded"
+    if summary.dbt_status:
+        text += f"; dbt {summary.dbt_status} ({summary.models_built} models)"
+    text += f" in {summary.seconds:.1f}s"
+    if summary.seconds > 0 and summary.events:
+        text += f" ({summary.events / summary.seconds:,.0f} events/s)"
+    print(text, file=sys.stderr)
+
+
+def _run_once(settings: Settings, args, *, since=None, until=None, dry_run=False):
+    return run_load(
+        settings,
+        source=args.source,
+        since=since,
+        until=until,
+        build=not args.no_build,
+        dry_run=dry_run,
+        lookback_hours=args.lookback_hours,
+        progress=Progress(sys.stderr.isatty() and not settings.in_lambda),
+    )
+
+
+def _schedule(settings: Settings, args) -> int:
+    stop = {"now": False}
+
+    def on_term(signum, frame):
+        stop["now"] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    log.info("Schedule clickstream-etl-schedule (local): load then build every %.0f seconds", args.every)
+    runs = 0
+    try:
+        while not stop["now"]:
+            started = time.monotonic()
+            runs += 1
+            try:
+                summary = _run_once(settings, args)
+                _print_summary(summary, args.json)
+                if not summary.ok:
+                    log.error("Scheduled run %d did not succeed: %s", runs, summary.error)
+            except LoaderError as exc:
+                log.error("Scheduled run %d failed: %s", runs, exc)
+            except Exception as exc:  # the loop must go on
+                log.exception("Scheduled run %d crashed: %s", runs, exc)
+            time.sleep(max(0.0, args.every - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        log.info("Schedule stopped after %d runs", runs)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        setup_logging(json_lines=False)
+        log.error("Invalid settings: %s", exc)
+        return EXIT_FATAL
+    setup_logging(json_lines=settings.in_lambda)
+
+    if args.command == "status":
+        from loader.status import format_status, read_status
+
+        try:
+            status = read_status(args.runs)
+        except LoaderError as exc:
+            log.error("%s", exc)
+            return EXIT_FATAL
+        print(json.dumps(status, default=str) if args.json else format_status(status))
+        return EXIT_OK
+
+    if args.command == "schedule":
+        return _schedule(settings, args)
+
+    try:
+        summary = _run_once(settings, args, since=args.since, until=args.until, dry_run=args.dry_run)
+    except (LoaderError, SettingsError) as exc:
+        log.error("Load failed: %s", exc)
+        return EXIT_FATAL
+    _print_summary(summary, args.json)
+    return EXIT_OK if summary.ok else EXIT_RUN_FAILED

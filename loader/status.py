@@ -1,0 +1,89 @@
+"""``python -m loader status``: the last runs, what was loaded and rejected, and the lag
+between the newest loaded object and now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from loader.load import connect
+
+
+def read_status(runs: int = 10) -> dict:
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select to_regclass('raw.load_runs') is not null")
+            if not cur.fetchone()[0]:
+                return {"initialised": False, "runs": []}
+            cur.execute(
+                "select load_id::text, started_at, finished_at, status, objects, events, rejects,"
+                " etag_changes, failed_objects, dbt_status, models_built, error"
+                " from raw.load_runs order by started_at desc limit %s",
+                (runs,),
+            )
+            cols = [d[0] for d in cur.description]
+            recent = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+            cur.execute(
+                "select count(*), coalesce(sum(events_loaded), 0), coalesce(sum(lines_rejected), 0),"
+                " max(object_last_modified), max(loaded_at) from raw.load_manifest"
+            )
+            objects, events, rejects, newest_object_at, last_loaded_at = cur.fetchone()
+            cur.execute(
+                "select object_key from raw.load_manifest order by object_last_modified desc nulls last,"
+                " object_key desc limit 1"
+            )
+            newest = cur.fetchone()
+        conn.rollback()
+    finally:
+        conn.close()
+    now = datetime.now(UTC)
+    return {
+        "initialised": True,
+        "objects_loaded": objects,
+        "events_loaded": int(events),
+        "lines_rejected": int(rejects),
+        "newest_object": newest[0] if newest else None,
+        "newest_object_at": newest_object_at,
+        "last_loaded_at": last_loaded_at,
+        "lag_seconds": (now - newest_object_at).total_seconds() if newest_object_at else None,
+        "runs": recent,
+    }
+
+
+def _fmt_time(value) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _fmt_lag(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return (f"{days}d " if days else "") + f"{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def format_status(status: dict) -> str:
+    if not status["initialised"]:
+        return "The loader has not run against this database yet (no raw.load_runs)."
+    lines = [
+        f"objects loaded:   {status['objects_loaded']:,}",
+        f"events loaded:    {status['events_loaded']:,}",
+        f"lines rejected:   {status['lines_rejected']:,}",
+        f"newest object:    {status['newest_object'] or '-'} ({_fmt_time(status['newest_object_at'])} UTC)",
+        f"lag (now - newest object): {_fmt_lag(status['lag_seconds'])}",
+        "",
+        f"{'started (UTC)':<20} {'status':<10} {'objects':>8} {'events':>10} {'rejects':>8} "
+        f"{'changed':>8} {'failed':>7} {'dbt':<8} {'secs':>7}  error",
+    ]
+    for run in status["runs"]:
+        secs = (
+            f"{(run['finished_at'] - run['started_at']).total_seconds():.1f}" if run["finished_at"] else "-"
+        )
+        lines.append(
+            f"{_fmt_time(run['started_at']):<20} {run['status']:<10} {run['objects']:>8,} {run['events']:>10,} "
+            f"{run['rejects']:>8,} {run['etag_changes']:>8} {run['failed_objects']:>7} "
+            f"{run['dbt_status'] or '-':<8} {secs:>7}  {(run['error'] or '')[:80]}"
+        )
+    return "\n".join(lines)
