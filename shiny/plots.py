@@ -1,0 +1,129 @@
+"""Pure plot functions: a query's DataFrame in, a plotly figure out.
+
+Figures are rendered to an HTML fragment without plotly.js; the page loads plotly.js once
+from the plotly package itself (see `plotly_dependency`), so nothing comes from a CDN.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import plotly
+import plotly.graph_objects as go
+from htmltools import HTMLDependency
+
+STEP_LABELS = {
+    "page_view": "Page view",
+    "product_view": "Product view",
+    "add_to_cart": "Add to cart",
+    "checkout_start": "Checkout",
+    "purchase": "Purchase",
+}
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+LAYOUT = {
+    "template": "plotly_white",
+    "margin": {"l": 50, "r": 20, "t": 30, "b": 40},
+    "height": 340,
+    "legend": {"orientation": "h", "y": -0.18},
+}
+
+
+def plotly_dependency() -> HTMLDependency:
+    """plotly.min.js served from the installed plotly package (the machine may be offline)."""
+    return HTMLDependency(
+        "plotly",
+        plotly.__version__,
+        source={"subdir": str(Path(plotly.__file__).parent / "package_data")},
+        script={"src": "plotly.min.js"},
+        all_files=False,
+    )
+
+
+def to_html(fig: go.Figure, div_id: str | None = None) -> str:
+    fig.update_layout(**LAYOUT)
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id or f"plot-{uuid.uuid4().hex[:10]}",
+        config={"displaylogo": False, "responsive": True},
+    )
+
+
+def funnel_figure(df: pd.DataFrame) -> go.Figure:
+    labels = [STEP_LABELS.get(s, s) for s in df["step"]]
+    text = [
+        f"{int(n):,}" + ("" if pd.isna(d) else f"  (−{d:.1f}%)")
+        for n, d in zip(df["sessions"], df["drop_off_pct"], strict=True)
+    ]
+    fig = go.Figure(
+        go.Funnel(
+            y=labels,
+            x=[int(v) for v in df["sessions"]],
+            text=text,
+            textinfo="text",
+            marker={"color": "#2c7fb8"},
+            hovertemplate="%{y}: %{x} sessions<extra></extra>",
+        )
+    )
+    return fig
+
+
+def lines_by_group(df: pd.DataFrame, x: str, group: str, y: str, y_title: str = "events") -> go.Figure:
+    fig = go.Figure()
+    for name, part in df.groupby(group, sort=True):
+        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="lines+markers", name=str(name)))
+    fig.update_layout(yaxis_title=y_title, hovermode="x unified")
+    return fig
+
+
+def bars_by_group(df: pd.DataFrame, x: str, group: str, y: str, y_title: str = "events") -> go.Figure:
+    fig = go.Figure()
+    for name, part in df.groupby(group, sort=True):
+        fig.add_trace(go.Bar(x=part[x].astype(str), y=part[y], name=str(name)))
+    fig.update_layout(barmode="group", yaxis_title=y_title)
+    return fig
+
+
+def funnel_breakdown_figure(df: pd.DataFrame) -> go.Figure:
+    """Sessions reaching each step as % of page-view sessions, one bar group per breakdown value."""
+    fig = go.Figure()
+    steps = list(STEP_LABELS)
+    for _, row in df.iterrows():
+        base = row["page_view"] or 0
+        values = [round(100.0 * row[s] / base, 1) if base else 0 for s in steps]
+        fig.add_trace(go.Bar(x=[STEP_LABELS[s] for s in steps], y=values, name=str(row["breakdown"])))
+    fig.update_layout(barmode="group", yaxis_title="% of page-view sessions")
+    return fig
+
+
+def heatmap_figure(df: pd.DataFrame) -> go.Figure:
+    grid = [[0] * 24 for _ in range(7)]
+    for _, row in df.iterrows():
+        grid[int(row["weekday"]) - 1][int(row["hour"])] = int(row["events"])
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            x=list(range(24)),
+            y=WEEKDAYS,
+            colorscale="Blues",
+            hovertemplate="%{y} %{x}:00 — %{z} events<extra></extra>",
+        )
+    )
+    fig.update_layout(xaxis_title="hour of day", yaxis={"autorange": "reversed"})
+    return fig
+
+
+def rollup_figure(df: pd.DataFrame, label: str) -> go.Figure:
+    fig = go.Figure()
+    for metric in ("views", "add_to_carts", "purchases"):
+        fig.add_trace(go.Bar(x=df[label].astype(str), y=df[metric], name=metric))
+    fig.update_layout(barmode="group")
+    return fig
+
+
+def weekday_conversion_figure(df: pd.DataFrame) -> go.Figure:
+    fig = go.Figure(go.Bar(x=df["day"], y=df["conversion_pct"], marker={"color": "#41ab5d"}))
+    fig.update_layout(yaxis_title="% of sessions with a purchase")
+    return fig
