@@ -30,5 +30,5 @@ fi
 echo "[lint] checkov $TEMPLATE"
 # --framework cloudformation parses the SAM template (AWS::Serverless::* included);
 # skipped checks carry their reason as `checkov:skip=ID:reason` comments next to the resource.
-"$CHECKOV_VENV/bin/checkov" --quiet --compact --no-guide --skip-download \
+"$CHECKOV_VENV/bin/checkov" --quiet --compact --skip-download \
     --framework cloudformation --file "$TEMPLATE"
