@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import time
+import urllib.error
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -79,3 +83,24 @@ def api_gateway_event(
 
 def ndjson_records(objects: dict[str, bytes]) -> list[dict[str, Any]]:
     return [json.loads(line) for body in objects.values() for line in body.decode().splitlines() if line]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 20.0) -> None:
+    """Wait until the server answers HTTP at url."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no HTTP answer from {url} after {timeout}s") from None
+            time.sleep(0.1)
