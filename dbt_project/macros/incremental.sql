@@ -1,0 +1,67 @@
+{#- Helpers shared by the incremental models. -#}
+
+{# the raw-load watermark of an incremental model: its newest loaded_at minus the lookback
+   (var incremental_lookback), so rows of a load that committed late are read again. While the
+   model is empty the newest loaded_at of fallback_relation (if given) stands in, else everything. #}
+{% macro loaded_at_watermark(relation=this, column='loaded_at', fallback_relation=none) -%}
+    (
+        select
+            coalesce(
+                {{ minus_interval(
+                    'coalesce(max(' ~ column ~ ')'
+                    ~ (', (select max(loaded_at) from ' ~ fallback_relation ~ ')' if fallback_relation else '')
+                    ~ ')',
+                    var('incremental_lookback')) }},
+                {{ run_timestamp_floor() }}
+            )
+        from {{ relation }}
+    )
+{%- endmacro %}
+
+{# the run watermark: the newest dbt_updated_at an incremental model has written; rows of an
+   upstream model with a later dbt_updated_at were written (or restated) since #}
+{% macro run_watermark(relation=this) -%}
+    (select coalesce(max(dbt_updated_at), {{ run_timestamp_floor() }}) from {{ relation }})
+{%- endmacro %}
+
+{# the time this dbt invocation started, as a timestamp with time zone literal #}
+{% macro run_timestamp() -%}
+    {{ return(adapter.dispatch('run_timestamp', 'clickstream_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__run_timestamp() -%}
+    cast('{{ run_started_at.isoformat() }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro postgres__run_timestamp() -%}
+    cast('{{ run_started_at.isoformat() }}' as timestamptz)
+{%- endmacro %}
+
+{% macro run_timestamp_floor() -%}
+    {{ return(adapter.dispatch('run_timestamp_floor', 'clickstream_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__run_timestamp_floor() -%}
+    cast('1970-01-01 00:00:00' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro postgres__run_timestamp_floor() -%}
+    cast('-infinity' as timestamptz)
+{%- endmacro %}
+
+{# dim_users pre-hook: guest rows (user_id null) whose anonymous_id has been stitched to a
+   user since dim_users last ran; their events now belong to the user #}
+{% macro delete_stitched_guests() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as guest
+        where
+            guest.user_id is null
+            and guest.user_key in (
+                select stitched.anonymous_id
+                from {{ ref('int_users_stitched') }} as stitched
+                where stitched.dbt_updated_at > {{ run_watermark() }}
+            )
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

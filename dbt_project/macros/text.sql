@@ -1,0 +1,45 @@
+{#- Text and number helpers, dispatched by adapter. -#}
+
+{# regex match (pattern is a literal); case_insensitive for ~* #}
+{% macro regex_matches(expression, pattern, case_insensitive=false) -%}
+    {{ return(adapter.dispatch('regex_matches', 'clickstream_analytics')(expression, pattern, case_insensitive)) }}
+{%- endmacro %}
+
+{% macro default__regex_matches(expression, pattern, case_insensitive=false) -%}
+    regexp_like({{ expression }}, '{{ pattern }}'{% if case_insensitive %}, 'i'{% endif %})
+{%- endmacro %}
+
+{% macro postgres__regex_matches(expression, pattern, case_insensitive=false) -%}
+    ({{ expression }} {% if case_insensitive %}~*{% else %}~{% endif %} '{{ pattern }}')
+{%- endmacro %}
+
+{# a JSON number at path as numeric, null when it is not a number #}
+{% macro json_number(column, path) -%}
+    case
+        when {{ json_type(column, path) }} = 'number'
+            then cast({{ json_text(column, path) }} as numeric)
+    end
+{%- endmacro %}
+
+{# a JSON whole number at path as integer, null when it is not one (or too large) #}
+{% macro json_integer(column, path) -%}
+    case
+        when
+            {{ json_type(column, path) }} = 'number'
+            and {{ regex_matches(json_text(column, path), '^-?[0-9]{1,9}$') }}
+            then cast({{ json_text(column, path) }} as integer)
+    end
+{%- endmacro %}
+
+{# a JSON string at path as text, null when it is not a string #}
+{% macro json_string(column, path) -%}
+    case
+        when {{ json_type(column, path) }} = 'string'
+            then {{ json_text(column, path) }}
+    end
+{%- endmacro %}
+
+{# true when the value at path is missing, null, or of one of the given JSON types #}
+{% macro json_is_optional(column, path, types) -%}
+    coalesce({{ json_type(column, path) }} in ('null', '{{ types | join("', '") }}'), true)
+{%- endmacro %}

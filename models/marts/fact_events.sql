@@ -1,0 +1,157 @@
+{#- One row per distinct valid event (bots left out unless var exclude_bots is false).
+    A resent event collapses to its first loaded copy. Incremental on loaded_at with a lookback:
+    raw rows loaded since the watermark are read, event_ids already present are skipped, so a
+    late or repeated event counts once. Rows already present are restated when their user_key
+    (a new identity stitch) or their product's attributes (dim_products) changed in this run. -#}
+{%- set event_columns = [
+    'event_id', 'event_name', 'event_at', 'session_id', 'anonymous_id', 'user_id',
+    'product_id', 'quantity', 'order_id', 'order_revenue', 'order_items', 'search_query',
+    'page_url', 'page_path', 'page_referrer', 'device_type', 'traffic_source', 'traffic_medium',
+    'traffic_campaign', 'received_at', 'loaded_at', 'is_bot', 'is_client_clock_ahead',
+    'is_known_event_name',
+] -%}
+
+with
+
+staged_events as (
+    select
+        {% for column in event_columns -%}
+            {{ column }},
+        {% endfor -%}
+        bucket,
+        object_key,
+        line_number
+    from {{ ref('stg_clickstream__events') }}
+    where
+        is_valid
+        {% if is_incremental() -%}
+            and loaded_at >= {{ loaded_at_watermark() }}
+        {%- endif %}
+),
+
+users_stitched as (
+    select
+        anonymous_id,
+        user_id,
+        dbt_updated_at
+    from {{ ref('int_users_stitched') }}
+),
+
+products as (
+    select
+        product_id,
+        product_name,
+        product_category,
+        product_brand,
+        product_price,
+        attributes_changed_at
+    from {{ ref('dim_products') }}
+),
+
+ranked_copies as (
+    select
+        staged_events.*,
+        row_number() over (
+            partition by staged_events.event_id
+            order by
+                staged_events.loaded_at,
+                staged_events.bucket,
+                staged_events.object_key,
+                staged_events.line_number
+        ) as copy_number
+    from staged_events
+),
+
+new_events as (
+    select
+        {% for column in event_columns -%}
+            ranked_copies.{{ column }}{% if not loop.last %},{% endif %}
+        {% endfor -%}
+    from ranked_copies
+    where
+        ranked_copies.copy_number = 1
+        {% if var('exclude_bots') -%}
+            and not ranked_copies.is_bot
+        {%- endif %}
+        {% if is_incremental() -%}
+            and not exists (
+                select 1 from {{ this }} as existing
+                where existing.event_id = ranked_copies.event_id
+            )
+        {%- endif %}
+),
+
+{% if is_incremental() %}
+    restated_events as (
+        select
+            {% for column in event_columns -%}
+                existing.{{ column }}{% if not loop.last %},{% endif %}
+            {% endfor -%}
+        from {{ this }} as existing
+        where
+            existing.anonymous_id in (
+                select users_stitched.anonymous_id from users_stitched
+                where users_stitched.dbt_updated_at > {{ run_watermark() }}
+            )
+            or existing.product_id in (
+                select products.product_id from products
+                where products.attributes_changed_at > {{ run_watermark() }}
+            )
+    ),
+
+    events_to_write as (
+        select * from new_events
+        union all
+        select * from restated_events
+    ),
+{% else %}
+    events_to_write as (
+        select * from new_events
+    ),
+{% endif %}
+
+events_joined_to_users_and_products as (
+    select
+        events_to_write.event_id,
+        events_to_write.event_name,
+        events_to_write.event_at,
+        {{ utc_date('events_to_write.event_at') }} as event_date,
+        events_to_write.session_id,
+        events_to_write.anonymous_id,
+        events_to_write.user_id,
+        coalesce(events_to_write.user_id, users_stitched.user_id, events_to_write.anonymous_id) as user_key,
+        events_to_write.product_id,
+        products.product_name,
+        products.product_category,
+        products.product_brand,
+        products.product_price,
+        events_to_write.quantity,
+        events_to_write.order_id,
+        events_to_write.order_revenue,
+        events_to_write.search_query,
+        events_to_write.page_path,
+        events_to_write.page_referrer,
+        events_to_write.device_type,
+        events_to_write.traffic_source,
+        events_to_write.traffic_medium,
+        events_to_write.traffic_campaign,
+        events_to_write.received_at,
+        events_to_write.loaded_at,
+        events_to_write.page_url,
+        events_to_write.order_items,
+        events_to_write.is_bot,
+        events_to_write.is_client_clock_ahead,
+        events_to_write.is_known_event_name,
+        {{ run_timestamp() }} as dbt_updated_at
+    from events_to_write
+    left join users_stitched
+        on events_to_write.anonymous_id = users_stitched.anonymous_id
+    left join products
+        on events_to_write.product_id = products.product_id
+),
+
+final as (
+    select * from events_joined_to_users_and_products
+)
+
+select * from final

@@ -1,0 +1,219 @@
+{#- One row per raw event line: every contract field as a typed column, normalised names,
+    bot and clock flags, and the contract check (invalid_reason is null for a valid event).
+    Row by row only (no joins, no window functions), so a filter on loaded_at reaches the
+    raw table's index. Casts happen only after a regex check: a bad value never fails a build. -#}
+{%- set p = 'raw_events.payload' -%}
+{%- set uuid_pattern = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' -%}
+
+with
+
+raw_events as (
+    select
+        payload,
+        bucket,
+        object_key,
+        line_number,
+        load_id,
+        loaded_at
+    from {{ source('clickstream', 'clickstream_events') }}
+),
+
+extracted as (
+    select
+        raw_events.bucket,
+        raw_events.object_key,
+        raw_events.line_number,
+        raw_events.load_id,
+        raw_events.loaded_at,
+        raw_events.payload,
+        {{ json_typeof(p) }} as payload_type,
+        {{ json_string(p, ['event_id']) }} as event_id,
+        {{ json_string(p, ['event_name']) }} as event_name_raw,
+        {{ json_string(p, ['event_timestamp']) }} as event_timestamp,
+        {{ json_string(p, ['received_at']) }} as received_at_raw,
+        {{ json_string(p, ['anonymous_id']) }} as anonymous_id,
+        {{ json_string(p, ['session_id']) }} as session_id,
+        {{ json_string(p, ['user_id']) }} as user_id,
+        {{ json_text(p, ['schema_version']) }} as schema_version,
+        {{ json_string(p, ['page', 'url']) }} as page_url,
+        {{ json_string(p, ['page', 'path']) }} as page_path,
+        {{ json_string(p, ['page', 'title']) }} as page_title,
+        {{ json_string(p, ['page', 'referrer']) }} as page_referrer,
+        {{ json_string(p, ['device', 'type']) }} as device_type_raw,
+        {{ json_string(p, ['device', 'user_agent']) }} as device_user_agent,
+        {{ json_string(p, ['device', 'os']) }} as device_os,
+        {{ json_string(p, ['device', 'browser']) }} as device_browser,
+        {{ json_string(p, ['device', 'screen']) }} as device_screen,
+        {{ json_string(p, ['traffic', 'source']) }} as traffic_source_raw,
+        {{ json_string(p, ['traffic', 'medium']) }} as traffic_medium_raw,
+        {{ json_string(p, ['traffic', 'campaign']) }} as traffic_campaign,
+        {{ json_string(p, ['traffic', 'content']) }} as traffic_content,
+        {{ json_string(p, ['traffic', 'term']) }} as traffic_term,
+        {{ json_string(p, ['product', 'id']) }} as product_id,
+        {{ json_string(p, ['product', 'name']) }} as product_name,
+        {{ json_string(p, ['product', 'category']) }} as product_category,
+        {{ json_string(p, ['product', 'brand']) }} as product_brand,
+        {{ json_number(p, ['product', 'price']) }} as product_price,
+        {{ json_string(p, ['product', 'currency']) }} as product_currency,
+        {{ json_integer(p, ['quantity']) }} as quantity,
+        {{ json_string(p, ['cart', 'cart_id']) }} as cart_id,
+        {{ json_number(p, ['cart', 'value']) }} as cart_value,
+        {{ json_string(p, ['cart', 'currency']) }} as cart_currency,
+        {{ json_string(p, ['order', 'order_id']) }} as order_id,
+        {{ json_number(p, ['order', 'revenue']) }} as order_revenue,
+        {{ json_string(p, ['order', 'currency']) }} as order_currency,
+        case
+            when {{ json_type(p, ['order', 'items']) }} = 'array'
+                then {{ json_value(p, ['order', 'items']) }}
+        end as order_items,
+        {{ json_string(p, ['search', 'query']) }} as search_query,
+        {{ json_integer(p, ['search', 'results_count']) }} as search_results_count,
+        case
+            when {{ json_type(p, ['properties']) }} = 'object'
+                then {{ json_value(p, ['properties']) }}
+        end as properties,
+        {{ json_type(p, ['event_id']) }} as event_id_type,
+        {{ json_type(p, ['product']) }} as product_type,
+        {{ json_type(p, ['product', 'id']) }} as product_id_type,
+        {{ json_type(p, ['order']) }} as order_type,
+        {{ json_type(p, ['quantity']) }} as quantity_type,
+        {{ json_is_optional(p, ['user_id'], ['string']) }} as is_user_id_typed,
+        {{ json_is_optional(p, ['product', 'price'], ['number']) }}
+        and {{ json_is_optional(p, ['order', 'revenue'], ['number']) }}
+        and {{ json_is_optional(p, ['cart', 'value'], ['number']) }}
+        and {{ json_is_optional(p, ['order', 'items'], ['array']) }}
+        and {{ json_is_optional(p, ['search', 'results_count'], ['number']) }}
+        and {{ json_is_optional(p, ['page'], ['object']) }}
+        and {{ json_is_optional(p, ['device'], ['object']) }}
+        and {{ json_is_optional(p, ['traffic'], ['object']) }}
+        and {{ json_is_optional(p, ['properties'], ['object']) }} as are_optional_fields_typed
+    from raw_events
+),
+
+normalised as (
+    select
+        extracted.*,
+        lower(trim(extracted.event_name_raw)) as event_name,
+        case
+            when extracted.device_type_raw is null then 'unknown'
+            when lower(trim(extracted.device_type_raw)) in ('desktop', 'mobile', 'tablet', 'other')
+                then lower(trim(extracted.device_type_raw))
+            else 'other'
+        end as device_type,
+        coalesce(nullif(lower(trim(extracted.traffic_source_raw)), ''), '(direct)') as traffic_source,
+        coalesce(nullif(lower(trim(extracted.traffic_medium_raw)), ''), '(none)') as traffic_medium,
+        {{ is_rfc3339_timestamp('extracted.event_timestamp') }} as is_event_timestamp_valid,
+        {{ is_rfc3339_timestamp('extracted.received_at_raw') }} as is_received_at_valid
+    from extracted
+),
+
+checked as (
+    select
+        normalised.*,
+        case
+            when normalised.payload_type is distinct from 'object' then 'payload is not a JSON object'
+            when normalised.event_id is null then 'missing event_id'
+            when not {{ regex_matches('normalised.event_id', uuid_pattern) }} then 'event_id is not a UUID'
+            when normalised.event_name_raw is null then 'missing event_name'
+            when not {{ regex_matches('normalised.event_name', '^[a-z][a-z0-9_]{0,63}$') }}
+                then 'malformed event_name'
+            when normalised.event_timestamp is null then 'missing event_timestamp'
+            when not normalised.is_event_timestamp_valid then 'event_timestamp is not an RFC 3339 date-time'
+            when coalesce(normalised.anonymous_id, '') = '' then 'missing anonymous_id'
+            when coalesce(normalised.session_id, '') = '' then 'missing session_id'
+            when not normalised.is_user_id_typed then 'user_id is not a string'
+            when normalised.received_at_raw is not null and not normalised.is_received_at_valid
+                then 'received_at is not an RFC 3339 date-time'
+            when normalised.schema_version is not null and normalised.schema_version != '1'
+                then 'unsupported schema_version'
+            when not normalised.are_optional_fields_typed then 'a field has the wrong type'
+            when
+                normalised.event_name in ('product_view', 'add_to_cart', 'remove_from_cart', 'update_cart_quantity')
+                and normalised.product_id is null
+                then 'missing product.id'
+            when
+                normalised.event_name in ('add_to_cart', 'remove_from_cart', 'update_cart_quantity')
+                and normalised.quantity is null
+                then 'missing or non-integer quantity'
+            when normalised.quantity_type is not null and normalised.quantity is null
+                then 'quantity is not an integer'
+            when normalised.event_name = 'purchase' and normalised.order_id is null then 'missing order.order_id'
+        end as invalid_reason
+    from normalised
+),
+
+typed as (
+    select
+        checked.event_id,
+        checked.event_name,
+        checked.event_timestamp,
+        case
+            when checked.is_event_timestamp_valid then {{ to_timestamp_tz('checked.event_timestamp') }}
+        end as event_at,
+        case
+            when checked.is_received_at_valid then {{ to_timestamp_tz('checked.received_at_raw') }}
+        end as received_at,
+        checked.loaded_at,
+        checked.anonymous_id,
+        checked.session_id,
+        nullif(checked.user_id, '') as user_id,
+        checked.schema_version,
+        checked.page_url,
+        checked.page_path,
+        checked.page_title,
+        checked.page_referrer,
+        checked.device_type,
+        checked.device_user_agent,
+        checked.device_os,
+        checked.device_browser,
+        checked.device_screen,
+        checked.traffic_source,
+        checked.traffic_medium,
+        checked.traffic_campaign,
+        checked.traffic_content,
+        checked.traffic_term,
+        checked.product_id,
+        checked.product_name,
+        checked.product_category,
+        checked.product_brand,
+        checked.product_price,
+        checked.product_currency,
+        checked.quantity,
+        checked.cart_id,
+        checked.cart_value,
+        checked.cart_currency,
+        checked.order_id,
+        checked.order_revenue,
+        checked.order_currency,
+        checked.order_items,
+        checked.search_query,
+        checked.search_results_count,
+        checked.properties,
+        coalesce(
+            {{ regex_matches('checked.device_user_agent', var('bot_user_agent_pattern'), case_insensitive=true) }},
+            false
+        ) as is_bot,
+        checked.event_name is not null
+        and checked.event_name in ('{{ var("known_event_names") | join("', '") }}') as is_known_event_name,
+        checked.invalid_reason is null as is_valid,
+        checked.invalid_reason,
+        checked.payload,
+        checked.bucket,
+        checked.object_key,
+        checked.line_number,
+        checked.load_id
+    from checked
+),
+
+final as (
+    select
+        typed.*,
+        coalesce(
+            {{ seconds_between('typed.received_at', 'typed.event_at') }}
+            > {{ var('clock_ahead_tolerance_seconds') }},
+            false
+        ) as is_client_clock_ahead
+    from typed
+)
+
+select * from final
