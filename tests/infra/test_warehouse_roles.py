@@ -1,0 +1,118 @@
+"""infra/warehouse/roles.sql, the bootstrap's database step, run the way the bootstrap runs it
+(psql as a superuser, variables on stdin) against the project's local PostgreSQL, with role and
+database names of the test's own: the loader owns the database and is no superuser, the reader
+reads schema analytics only, and a re-run applies a rotated password."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+
+ROLES_SQL = Path(__file__).resolve().parents[2] / "infra" / "warehouse" / "roles.sql"
+
+
+def pg_connect(env: dict[str, str], **overrides: str):
+    params = {
+        "host": env["PGHOST"],
+        "port": env["PGPORT"],
+        "user": env["PGUSER"],
+        "password": env["PGPASSWORD"],
+    }
+    params.update(overrides)
+    return psycopg2.connect(**params)
+
+
+def run_roles_sql(env: dict[str, str], names: dict[str, str]) -> None:
+    script = "".join(f"\\set {key} '{value}'\n" for key, value in names.items()) + ROLES_SQL.read_text()
+    result = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"],
+        input=script,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def warehouse(base_env):
+    suffix = uuid.uuid4().hex[:10]
+    names = {
+        "dbname": f"wh_{suffix}",
+        "loader_role": f"loader_{suffix}",
+        "loader_password": uuid.uuid4().hex,
+        "reader_role": f"reader_{suffix}",
+        "reader_password": uuid.uuid4().hex,
+    }
+    yield names
+    admin = pg_connect(base_env, dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'drop database if exists "{names["dbname"]}" with (force)')
+        cur.execute(f'drop role if exists "{names["reader_role"]}"')
+        cur.execute(f'drop role if exists "{names["loader_role"]}"')
+    admin.close()
+
+
+def connect_as(env, names, who: str, password: str | None = None):
+    return pg_connect(
+        env,
+        dbname=names["dbname"],
+        user=names[f"{who}_role"],
+        password=password or names[f"{who}_password"],
+    )
+
+
+def test_loader_owns_the_database_and_reader_reads_analytics_only(base_env, warehouse):
+    run_roles_sql(base_env, warehouse)
+
+    loader = connect_as(base_env, warehouse, "loader")
+    loader.autocommit = True
+    with loader.cursor() as cur:
+        cur.execute("select rolsuper, rolcreaterole, rolcreatedb from pg_roles where rolname = current_user")
+        assert cur.fetchone() == (False, False, False)
+        cur.execute("select pg_get_userbyid(datdba) from pg_database where datname = current_database()")
+        assert cur.fetchone()[0] == warehouse["loader_role"]
+        # what the loader and dbt do: their own schemas and tables
+        cur.execute("create schema raw")
+        cur.execute("create table raw.clickstream_events (payload jsonb)")
+        cur.execute("create table analytics.fact_events (event_id text)")
+        cur.execute("insert into analytics.fact_events values ('e1')")
+    loader.close()
+
+    reader = connect_as(base_env, warehouse, "reader")
+    reader.autocommit = True
+    with reader.cursor() as cur:
+        cur.execute("select event_id from fact_events")  # search_path = analytics
+        assert cur.fetchall() == [("e1",)]
+        for statement in (
+            "select * from raw.clickstream_events",
+            "create table analytics.x (a int)",
+            "create table public.x (a int)",
+            "create schema x",
+        ):
+            with pytest.raises(psycopg2.Error):
+                cur.execute(statement)
+    reader.close()
+
+
+def test_rerun_is_idempotent_and_applies_rotated_passwords(base_env, warehouse):
+    run_roles_sql(base_env, warehouse)
+    old_password = warehouse["reader_password"]
+    rotated = dict(warehouse, reader_password=uuid.uuid4().hex)
+    run_roles_sql(base_env, rotated)
+
+    with pytest.raises(psycopg2.OperationalError):
+        connect_as(base_env, warehouse, "reader", password=old_password)
+    conn = connect_as(base_env, rotated, "reader")
+    with conn.cursor() as cur:
+        cur.execute("show default_transaction_read_only")
+        assert cur.fetchone() == ("on",)
+    conn.close()
+    connect_as(base_env, rotated, "loader").close()
