@@ -12,7 +12,6 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-
 ROLES_SQL = Path(__file__).resolve().parents[2] / "infra" / "warehouse" / "roles.sql"
 
 
