@@ -213,7 +213,7 @@ class Loader:
                 summary.etag_changes += 1
                 log.warning("%s: not loaded", exc, extra={"object_key": obj.key})
                 return "changed"
-            except psycopg2.DataError as exc:
+            except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
                 self.conn.rollback()
                 reader = reader_box[0] if reader_box else None
                 match = _COPY_LINE.search(getattr(exc.diag, "context", None) or "")
@@ -233,8 +233,13 @@ class Loader:
                     exc.diag.message_primary,
                     extra={"object_key": obj.key, "line_number": line},
                 )
-            except psycopg2.OperationalError:
-                raise  # the database went away: the whole run stops
+            except psycopg2.OperationalError as exc:
+                reader = reader_box[0] if reader_box else None
+                if reader is None or reader.error is None:
+                    raise  # the database went away: the whole run stops
+                # reading the object failed while COPY was streaming it (COPY was cancelled)
+                self._rollback_quietly()
+                return self._failed(obj, summary, exc, reader)
             except Exception as exc:
                 self._rollback_quietly()
                 return self._failed(obj, summary, exc, reader_box[0] if reader_box else None)

@@ -104,16 +104,65 @@ class S3Source:
                 )
 
     def open(self, obj: ObjectInfo) -> Readable:
+        return _ResumableBody(self, obj)
+
+    def get(self, obj: ObjectInfo, start: int = 0):
+        """GET the listed version of the object (If-Match its ETag), from byte ``start`` on."""
         from botocore.exceptions import ClientError
 
+        kwargs = {"Bucket": self.bucket, "Key": obj.key, "IfMatch": f'"{obj.etag}"'}
+        if start:
+            kwargs["Range"] = f"bytes={start}-"
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')
+            return self.client.get_object(**kwargs)["Body"]
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("PreconditionFailed", "412"):
                 raise ObjectChanged(f"{obj.key} changed since it was listed") from exc
             raise
-        return response["Body"]
+
+
+class _ResumableBody:
+    """A streaming object body that survives a dropped connection: botocore retries the
+    request, not a body cut half-way, so a failed read resumes with a ranged GET from the
+    last byte received (still pinned to the listed ETag)."""
+
+    MAX_RESUMES = 3
+
+    def __init__(self, source: S3Source, obj: ObjectInfo) -> None:
+        self.source = source
+        self.obj = obj
+        self.position = 0
+        self.resumes = 0
+        self.body = source.get(obj)
+
+    def read(self, size: int = -1) -> bytes:
+        from botocore.exceptions import BotoCoreError
+        from urllib3.exceptions import HTTPError
+
+        while True:
+            try:
+                data = self.body.read(None if size < 0 else size)
+                self.position += len(data)
+                return data
+            except (BotoCoreError, HTTPError, OSError) as exc:
+                if self.resumes >= self.MAX_RESUMES:
+                    raise
+                self.resumes += 1
+                log.warning(
+                    "Reading %s failed at byte %d (%s); resuming (%d/%d)",
+                    self.obj.key,
+                    self.position,
+                    type(exc).__name__,
+                    self.resumes,
+                    self.MAX_RESUMES,
+                    extra={"object_key": self.obj.key, "position": self.position},
+                )
+                self.body.close()
+                self.body = self.source.get(self.obj, self.position)
+
+    def close(self) -> None:
+        self.body.close()
 
 
 class LocalSource:
