@@ -188,7 +188,7 @@ def shop_traffic(sessions: int, seed: int = 7, start: datetime = BASE_TIME) -> l
             cart.append((pid, qty))
         if user_id and rng.random() < 0.8:
             signed_in = True
-            emit("login")
+            emit("sign_in")
         if cart and rng.random() < 0.6:
             emit("checkout_start")
             if rng.random() < 0.7:
