@@ -77,6 +77,9 @@ def fetch(state: DbState | None, fn: Callable[..., QueryResult], *args, **kwargs
             state.failed = True
         log.warning("database unavailable", extra={"query": fn.__name__, "error": str(exc)[:200]})
         return QueryResult(name=fn.__name__, sql="", error="The database cannot be reached right now.")
+    except ValueError as exc:  # an input outside its whitelist (a tampered client)
+        log.warning("rejected input", extra={"query": fn.__name__, "error": str(exc)[:200]})
+        return QueryResult(name=fn.__name__, sql="", error="That choice is not available.")
     except psycopg2.errors.UndefinedTable:
         return QueryResult(
             name=fn.__name__, sql="", error="The warehouse has no marts yet: run the loader / dbt build."
@@ -622,7 +625,8 @@ def server(input: Inputs, output: Outputs, session: Session):
     # -- activity
     def activity_args():
         s, e = input.ac_dates()
-        return (s, e, input.ac_tz(), input.ac_events(), input.ac_devices(), input.ac_sources())
+        tz = input.ac_tz() if input.ac_tz() in TIME_ZONES else "UTC"  # a fixed list, never free text
+        return (s, e, tz, input.ac_events(), input.ac_devices(), input.ac_sources())
 
     @reactive.calc
     def ac_hourly():

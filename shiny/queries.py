@@ -56,7 +56,7 @@ PRODUCT_RANKINGS = {
 
 # source freshness thresholds (minutes since the newest load), as in the dbt sources
 FRESH_WARN_MINUTES = 120
-FRESH_ERROR_MINUTES = 24 * 60
+FRESH_ERROR_MINUTES = 6 * 60
 
 
 class DatabaseUnavailable(RuntimeError):

@@ -1,0 +1,507 @@
+"""The dashboards in a real browser: serve.py on a free port against the known warehouse,
+headless Chromium through playwright. Every page loads, every filter changes the numbers,
+and the numbers shown equal the SQL's."""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+import time
+from datetime import date
+
+import known_events as k
+import pytest
+import queries
+from playwright.sync_api import Page, expect
+from shiny.playwright import controller
+
+pytestmark = pytest.mark.browser
+START, END = k.FIRST_DATE, k.LAST_DATE
+STEPS = ["page_view", "product_view", "add_to_cart", "checkout_start", "purchase"]
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def open_app(page: Page, url: str) -> None:
+    page.goto(url)
+    wait_idle(page)
+    wait_sql(page, "ov_funnel", "agg_funnel_daily")
+
+
+def wait_idle(page: Page) -> None:
+    page.wait_for_function(
+        "() => window.Shiny && Shiny.shinyapp && Shiny.shinyapp.isConnected()"
+        " && !document.documentElement.classList.contains('shiny-busy')"
+    )
+    page.wait_for_timeout(150)
+    page.wait_for_function("() => !document.documentElement.classList.contains('shiny-busy')")
+
+
+def sql_of(page: Page, widget: str) -> str:
+    return page.evaluate("id => document.getElementById(id).textContent", f"{widget}-sql")
+
+
+def wait_sql(page: Page, widget: str, *fragments: str) -> str:
+    """Wait until the widget's shown SQL carries these parameter values (the query re-ran)."""
+    page.wait_for_function(
+        "([id, parts]) => { const el = document.getElementById(id);"
+        " return el && parts.every(p => el.textContent.includes(p)); }",
+        arg=[f"{widget}-sql", list(fragments)],
+    )
+    wait_idle(page)
+    return sql_of(page, widget)
+
+
+def table_rows(page: Page, widget: str) -> list[list[str]]:
+    page.wait_for_selector(f"#{widget}-table table tbody tr")
+    return page.evaluate(
+        "id => Array.from(document.querySelectorAll('#' + id + ' table tbody tr'))"
+        ".map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.textContent.trim()))",
+        f"{widget}-table",
+    )
+
+
+def table_header(page: Page, widget: str) -> list[str]:
+    return page.evaluate(
+        "id => Array.from(document.querySelectorAll('#' + id + ' table thead tr:first-child th'))"
+        ".map(th => th.textContent.trim())",
+        f"{widget}-table",
+    )
+
+
+def figure_data(page: Page, widget: str) -> list[dict]:
+    page.wait_for_function(
+        "id => { const el = document.getElementById(id); return el && el.data; }", arg=f"{widget}-figure"
+    )
+    return page.evaluate(
+        "id => document.getElementById(id).data.map(t => ({name: t.name, x: t.x, y: t.y, z: t.z}))",
+        f"{widget}-figure",
+    )
+
+
+def same(text: str, value) -> bool:
+    """A DataGrid cell's text shows this SQL value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return text == ""
+    if isinstance(value, bool):
+        return text.lower() == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return math.isclose(float(text.replace(",", "")), float(value), rel_tol=1e-9, abs_tol=1e-9)
+        except ValueError:
+            return False
+    return text == str(value)
+
+
+def assert_table_equals(page: Page, widget: str, df, columns: list[str] | None = None) -> None:
+    header = table_header(page, widget)
+    rows = table_rows(page, widget)
+    columns = columns or list(df.columns)
+    assert len(rows) == len(df), (widget, rows)
+    for shown, (_, row) in zip(rows, df.iterrows(), strict=True):
+        for col in columns:
+            cell = shown[header.index(col)]
+            assert same(cell, row[col]), (widget, col, cell, row[col])
+
+
+def no_output_errors(page: Page) -> None:
+    assert page.locator(".shiny-output-error").count() == 0, page.locator(
+        ".shiny-output-error"
+    ).all_inner_texts()
+
+
+def run_shown_sql(admin, page: Page, widget: str) -> list[tuple]:
+    with admin.cursor() as cur:
+        cur.execute(sql_of(page, widget))
+        return cur.fetchall()
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+def test_every_page_loads_with_health_bar_and_no_errors(page, app_url):
+    open_app(page, app_url)
+    nav = controller.NavsetBar(page, "page")
+    for tab, widget in [("funnel", "fn_steps"), ("products", "pr_products"), ("activity", "ac_heatmap")]:
+        nav.set(tab)
+        wait_sql(page, widget, "analytics.")
+        no_output_errors(page)
+        expect(page.locator(".health-status")).to_have_text("Data fresh")
+    expect(page.locator(".health-quarantined")).to_have_text(str(k.INVALID_LINES))
+    expect(page.locator(".health-events-24h")).not_to_have_text("n/a")
+    assert page.locator(".widget-error").count() == 0
+
+
+def test_overview_numbers_follow_every_filter(page, app_url, reader, admin):
+    open_app(page, app_url)
+    # the default range ends at the newest data in the warehouse (not today)
+    controller.InputDateRange(page, "ov_dates").expect_value((START.isoformat(), END.isoformat()))
+    rows = table_rows(page, "ov_funnel")
+    assert [int(r[1]) for r in rows] == k.expected_funnel()
+    assert [r[0] for r in rows] == ["Page view", "Product view", "Add to cart", "Checkout", "Purchase"]
+    funnel_fig = figure_data(page, "ov_funnel")
+    assert funnel_fig[0]["x"] == k.expected_funnel()
+
+    controller.InputSelectize(page, "ov_devices").set(["mobile"])
+    wait_sql(page, "ov_funnel", "ARRAY['mobile']")
+    assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel(["mobile"])
+
+    controller.InputSelectize(page, "ov_sources").set(["google"])
+    wait_sql(page, "ov_funnel", "ARRAY['mobile']", "ARRAY['google']")
+    expected = k.expected_funnel(["mobile"], ["google"])
+    assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == expected
+    drop = table_rows(page, "ov_funnel")[1][3]
+    assert float(drop) == pytest.approx(round(100 - 100 * expected[1] / expected[0], 1))
+
+    # events per day: one trace per selected event type, values as in the SQL
+    wait_sql(page, "ov_daily", "ARRAY['mobile']", "ARRAY['google']")
+    traces = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in figure_data(page, "ov_daily")}
+    names = ["add_to_cart", "page_view", "product_view", "purchase"]
+    want = k.expected_events_per_day(names, ["mobile"], ["google"])
+    assert {(date.fromisoformat(x), n): y for n, t in traces.items() for x, y in t.items()} == want
+
+    controller.InputSelectize(page, "ov_events").set(["page_view"])
+    wait_sql(page, "ov_daily", "ARRAY['page_view']::text[]")
+    assert [t["name"] for t in figure_data(page, "ov_daily")] == ["page_view"]
+
+    controller.InputDateRange(page, "ov_dates").set(("2026-03-03", "2026-03-03"))
+    wait_sql(page, "ov_funnel", "'2026-03-03'::date and '2026-03-03'::date")
+    day = date(2026, 3, 3)
+    assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel(
+        ["mobile"], ["google"], day, day
+    )
+
+    # top products equal the query function's rows and the shown SQL's rows in psql
+    wait_sql(page, "ov_products", "'2026-03-03'::date")
+    df = queries.product_performance(reader, day, day, "purchases", ["mobile"], ["google"], limit=20).df
+    assert_table_equals(
+        page, "ov_products", df, ["product_id", "views", "add_to_carts", "purchases", "purchase_rate_pct"]
+    )
+    assert len(run_shown_sql(admin, page, "ov_products")) == len(df)
+    no_output_errors(page)
+
+
+def test_csv_download_matches_table(page, app_url, reader):
+    open_app(page, app_url)
+    wait_sql(page, "ov_products", "analytics.agg_product_daily")
+    with page.expect_download() as info:
+        page.locator("#ov_products-csv").click()
+    text = open(info.value.path()).read()
+    df = queries.product_performance(reader, START, END, "purchases", limit=20).df
+    assert text == df.to_csv(index=False)
+
+
+def test_funnel_page(page, app_url, reader):
+    open_app(page, app_url)
+    controller.NavsetBar(page, "page").set("funnel")
+    wait_sql(page, "fn_steps", "agg_funnel_daily")
+    expected = k.expected_funnel()
+    expect(page.locator(".kpi-overall")).to_have_text(f"{100 * expected[4] / expected[0]:.1f}%")
+    checkout = sum(1 for s in k.SESSIONS if s.views and s.checkout)
+    expect(page.locator(".kpi-pv-checkout")).to_have_text(str(checkout))
+    median_minutes = sorted(k.expected_seconds_to_purchase())[len(k.expected_seconds_to_purchase()) // 2] / 60
+    expect(page.locator(".kpi-median")).to_have_text(f"{median_minutes:.1f} min")
+    assert [int(r[1]) for r in table_rows(page, "fn_steps")] == expected
+
+    controller.InputRadioButtons(page, "fn_breakdown").set("traffic_source")
+    wait_sql(page, "fn_breakdown_card", "traffic_source as breakdown")
+    df = queries.funnel_breakdown(reader, START, END, "traffic_source").df
+    assert_table_equals(page, "fn_breakdown_card", df)
+    fig = figure_data(page, "fn_breakdown_card")
+    assert [t["name"] for t in fig] == list(df["breakdown"])
+
+    controller.InputRadioButtons(page, "fn_breakdown").set("week")
+    wait_sql(page, "fn_breakdown_card", "date_trunc('week'")
+    assert [r[0] for r in table_rows(page, "fn_breakdown_card")] == ["2026-03-02"]
+
+    controller.InputSelectize(page, "fn_devices").set(["desktop"])
+    controller.InputSelectize(page, "fn_sources").set(["google", "newsletter"])
+    wait_sql(page, "fn_steps", "ARRAY['desktop']", "ARRAY['google','newsletter']")
+    assert [int(r[1]) for r in table_rows(page, "fn_steps")] == k.expected_funnel(
+        ["desktop"], ["google", "newsletter"]
+    )
+    controller.InputDateRange(page, "fn_dates").set(("2026-03-04", "2026-03-04"))
+    wait_sql(page, "fn_steps", "'2026-03-04'::date and '2026-03-04'::date")
+    day = date(2026, 3, 4)
+    assert [int(r[1]) for r in table_rows(page, "fn_steps")] == k.expected_funnel(
+        ["desktop"], ["google", "newsletter"], day, day
+    )
+    no_output_errors(page)
+
+
+def test_products_page(page, app_url, reader):
+    open_app(page, app_url)
+    controller.NavsetBar(page, "page").set("products")
+    wait_sql(page, "pr_products", "measured.views desc")
+    df = queries.product_performance(reader, START, END, "views", price_min=12, price_max=200).df
+    assert_table_equals(
+        page, "pr_products", df, ["product_id", "views", "add_to_carts", "purchases", "cart_rate_pct"]
+    )
+    # the high-attention, low-conversion product is highlighted
+    flagged = page.locator("#pr_products-table tbody tr.flagged-row, #pr_products-table tbody td.flagged-row")
+    expect(flagged.first).to_be_visible()
+    assert "P2" in flagged.first.locator("xpath=ancestor-or-self::tr").inner_text()
+    rare = table_rows(page, "pr_rare")
+    assert rare[0][0] == "P6" and rare[0][5] == "0"
+
+    controller.InputSelect(page, "pr_rank").set("revenue")
+    wait_sql(page, "pr_products", "measured.revenue desc")
+    df = queries.product_performance(reader, START, END, "revenue", price_min=12, price_max=200).df
+    assert [r[0] for r in table_rows(page, "pr_products")] == list(df["product_id"])
+
+    controller.InputSelectize(page, "pr_categories").set(["shoes", "bags"])
+    controller.InputSelectize(page, "pr_brands").set(["acme"])
+    wait_sql(page, "pr_products", "ARRAY['shoes','bags']", "ARRAY['acme']")
+    assert sorted(r[0] for r in table_rows(page, "pr_products")) == ["P1", "P3"]
+    wait_sql(page, "pr_by_category", "ARRAY['acme']")
+    df = queries.product_rollup(
+        reader,
+        START,
+        END,
+        "product_category",
+        categories=["shoes", "bags"],
+        brands=["acme"],
+        price_min=12,
+        price_max=200,
+    ).df
+    assert_table_equals(page, "pr_by_category", df)
+
+    page.evaluate("Shiny.setInputValue('pr_price', [50, 90])")
+    wait_sql(page, "pr_products", "p.product_price >= 50")
+    assert [r[0] for r in table_rows(page, "pr_products")] == ["P1"]
+
+    controller.InputDateRange(page, "pr_dates").set(("2026-03-04", "2026-03-04"))
+    wait_sql(page, "pr_by_brand", "'2026-03-04'::date")
+    df = queries.product_rollup(
+        reader,
+        date(2026, 3, 4),
+        date(2026, 3, 4),
+        "product_brand",
+        categories=["shoes", "bags"],
+        brands=["acme"],
+        price_min=50,
+        price_max=90,
+    ).df
+    assert_table_equals(page, "pr_by_brand", df)
+    no_output_errors(page)
+
+
+def test_activity_page(page, app_url, reader):
+    open_app(page, app_url)
+    controller.NavsetBar(page, "page").set("activity")
+    wait_sql(page, "ac_heatmap", "agg_events_hourly")
+    names = ["add_to_cart", "page_view", "product_view", "purchase"]
+    _, _, grid = k.expected_local("UTC", names)
+    z = figure_data(page, "ac_heatmap")[0]["z"]
+    assert {(d + 1, h): v for d, row in enumerate(z) for h, v in enumerate(row) if v} == dict(grid)
+
+    controller.InputSelect(page, "ac_tz").set("Asia/Kolkata")
+    wait_sql(page, "ac_heatmap", "'Asia/Kolkata'")
+    _, days, grid = k.expected_local("Asia/Kolkata", names)
+    z = figure_data(page, "ac_heatmap")[0]["z"]
+    assert {(d + 1, h): v for d, row in enumerate(z) for h, v in enumerate(row) if v} == dict(grid)
+    wait_sql(page, "ac_hourly", "'Asia/Kolkata'")
+    hours = [x for t in figure_data(page, "ac_hourly") for x in t["x"]]
+    assert all(x.endswith(":30:00") or x.endswith(":30") for x in hours)  # UTC+05:30
+    wait_sql(page, "ac_daily", "'Asia/Kolkata'")
+    shown = {
+        (date.fromisoformat(x[:10]), t["name"]): y
+        for t in figure_data(page, "ac_daily")
+        for x, y in zip(t["x"], t["y"], strict=True)
+    }
+    assert shown == {key: v for key, v in days.items() if START <= key[0] <= END}
+
+    controller.InputRadioButtons(page, "ac_breakdown").set("traffic_source")
+    wait_sql(page, "ac_breakdown_card", "h.traffic_source as breakdown")
+    df = queries.activity_breakdown(reader, START, END, "traffic_source", "Asia/Kolkata", names).df
+    assert_table_equals(page, "ac_breakdown_card", df)
+
+    controller.InputSelectize(page, "ac_events").set(["purchase"])
+    controller.InputSelectize(page, "ac_devices").set(["desktop", "tablet"])
+    controller.InputSelectize(page, "ac_sources").set(["newsletter", "facebook"])
+    wait_sql(
+        page,
+        "ac_breakdown_card",
+        "ARRAY['purchase']",
+        "ARRAY['desktop','tablet']",
+        "ARRAY['newsletter','facebook']",
+    )
+    df = queries.activity_breakdown(
+        reader,
+        START,
+        END,
+        "traffic_source",
+        "Asia/Kolkata",
+        ["purchase"],
+        ["desktop", "tablet"],
+        ["newsletter", "facebook"],
+    ).df
+    assert_table_equals(page, "ac_breakdown_card", df)
+    wait_sql(page, "ac_weekday", "ARRAY['desktop','tablet']")
+    df = queries.conversion_by_weekday(
+        reader, START, END, ["desktop", "tablet"], ["newsletter", "facebook"]
+    ).df
+    assert_table_equals(page, "ac_weekday", df)
+
+    controller.InputDateRange(page, "ac_dates").set(("2026-03-03", "2026-03-04"))
+    wait_sql(page, "ac_weekday", "'2026-03-03'::date")
+    df = queries.conversion_by_weekday(
+        reader, date(2026, 3, 3), END, ["desktop", "tablet"], ["newsletter", "facebook"]
+    ).df
+    assert_table_equals(page, "ac_weekday", df)
+    no_output_errors(page)
+
+
+# --- hostile input, empty warehouse, outage ---------------------------------------------------
+
+
+def test_injection_through_browser_inputs_changes_nothing(page, app_url, admin):
+    def counts():
+        with admin.cursor() as cur:
+            cur.execute(
+                "select (select count(*) from analytics.fact_events), (select count(*) from analytics.dim_products)"
+            )
+            return cur.fetchone()
+
+    before = counts()
+    attack = "mobile' or '1'='1'; drop table analytics.fact_events; --"
+    open_app(page, app_url)
+    page.evaluate("a => Shiny.setInputValue('ov_devices', [a])", attack)
+    wait_sql(page, "ov_funnel", "or ''1''=''1''")
+    assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == [0, 0, 0, 0, 0]
+    expect(page.locator("#ov_products-message .widget-empty")).to_be_visible()
+
+    controller.NavsetBar(page, "page").set("funnel")
+    page.evaluate("Shiny.setInputValue('fn_breakdown', 'device_type; drop table analytics.fact_events')")
+    expect(page.locator("#fn_breakdown_card-message .widget-error")).to_be_visible()
+
+    controller.NavsetBar(page, "page").set("activity")
+    page.evaluate("Shiny.setInputValue('ac_tz', \"UTC'; drop table analytics.fact_events; --\")")
+    wait_idle(page)
+    assert "'UTC'" in sql_of(page, "ac_heatmap")  # not in the fixed list: UTC is used
+    controller.NavsetBar(page, "page").set("products")
+    page.evaluate("a => Shiny.setInputValue('pr_categories', [a])", attack)
+    wait_sql(page, "pr_products", "or ''1''=''1''")
+    expect(page.locator("#pr_products-message .widget-empty")).to_be_visible()
+    page.evaluate("Shiny.setInputValue('pr_rank', 'views; drop table analytics.dim_products')")
+    expect(page.locator("#pr_products-message .widget-error")).to_be_visible()
+    no_output_errors(page)
+    assert counts() == before
+
+
+def test_empty_warehouse_shows_messages_not_errors(page, empty_db, start_server):
+    server = start_server(empty_db)
+    page.goto(server.url)
+    wait_idle(page)
+    nav = controller.NavsetBar(page, "page")
+    for tab in ["overview", "funnel", "products", "activity"]:
+        nav.set(tab)
+        wait_idle(page)
+        no_output_errors(page)
+        assert page.locator(".widget-empty:visible").count() >= 1, tab
+    expect(page.locator(".health-status")).to_have_text("Data no data")
+
+
+class TcpProxy:
+    """A loopback TCP relay to PostgreSQL that can be cut and restored (a database outage)."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(32)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        for s in self._conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self._conns.clear()
+
+
+def test_database_outage_shows_banner_and_recovers(page, known_db, start_server):
+    proxy = TcpProxy(int(known_db["PGPORT"]))
+    proxy.start()
+    try:
+        env = dict(known_db, PGPORT=str(proxy.port))
+        server = start_server(env)
+        open_app(page, server.url)
+        assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel()
+        expect(page.locator(".db-banner")).to_have_count(0)
+
+        proxy.stop()
+        expect(page.locator(".db-banner")).to_be_visible(timeout=30_000)
+        controller.InputSelectize(page, "ov_devices").set(["tablet"])
+        expect(page.locator("#ov_funnel-message .widget-error")).to_be_visible(timeout=30_000)
+        no_output_errors(page)
+
+        time.sleep(1)
+        proxy.start()
+        expect(page.locator(".db-banner")).to_have_count(0, timeout=30_000)
+        wait_sql(page, "ov_funnel", "ARRAY['tablet']")
+        expect(page.locator("#ov_funnel-message .widget-error")).to_have_count(0)
+        assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel(["tablet"])
+        no_output_errors(page)
+    finally:
+        proxy.stop()
+
+
+def test_serve_redirects_root_to_the_prefix(app_url):
+    import urllib.request
+
+    root = app_url.replace("/clickstream-analytics/", "/")
+    with urllib.request.urlopen(root) as resp:
+        assert resp.url == app_url
+        assert "Clickstream analytics" in resp.read().decode()
+
+
+def test_import_shiny_still_gives_the_library():
+    import shiny
+
+    assert hasattr(shiny, "App") and "site-packages" in shiny.__file__

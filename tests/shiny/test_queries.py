@@ -1,0 +1,314 @@
+"""The dashboards' query functions against a real warehouse built by dbt from the known
+events: every number is compared with one worked out independently (plain Python over the
+events inserted, or direct SQL on the detailed marts)."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import date
+
+import known_events as k
+import pytest
+import queries
+
+START, END = k.FIRST_DATE, k.LAST_DATE
+STEPS = ["page_view", "product_view", "add_to_cart", "checkout_start", "purchase"]
+
+
+def _pct(a: float, b: float, digits: int = 1) -> float | None:
+    return None if not b else round(100.0 * a / b, digits)
+
+
+@pytest.mark.parametrize(
+    "devices, sources",
+    [
+        (None, None),
+        (["mobile"], None),
+        (None, ["newsletter"]),
+        (["desktop", "tablet"], ["google", "facebook"]),
+    ],
+)
+def test_funnel_steps_counts_and_rates(reader, devices, sources):
+    result = queries.funnel_steps(reader, START, END, devices, sources)
+    expected = k.expected_funnel(devices, sources)
+    assert list(result.df["step"]) == STEPS
+    assert list(result.df["sessions"]) == expected
+    for i in range(1, 5):
+        row = result.df.iloc[i]
+        assert row["step_conversion_pct"] == pytest.approx(_pct(expected[i], expected[i - 1]))
+        assert row["drop_off_pct"] == pytest.approx(100.0 - 100.0 * expected[i] / expected[i - 1], abs=0.051)
+        assert row["overall_conversion_pct"] == pytest.approx(_pct(expected[i], expected[0]))
+    # the SQL shown to the user is the SQL that ran
+    assert "ARRAY['mobile']" in result.sql if devices == ["mobile"] else True
+
+
+def test_funnel_steps_date_filter(reader):
+    day = date(2026, 3, 3)
+    result = queries.funnel_steps(reader, day, day)
+    assert list(result.df["sessions"]) == k.expected_funnel(start=day, end=day)
+
+
+def test_funnel_answers_the_users_questions(reader, admin):
+    """How many sessions with a product view reach checkout; median time to convert."""
+    result = queries.funnel_time_to_convert(reader, START, END)
+    row = result.df.iloc[0]
+    assert row["product_view_sessions"] == sum(1 for s in k.SESSIONS if s.views)
+    assert row["product_view_to_checkout_sessions"] == sum(1 for s in k.SESSIONS if s.views and s.checkout)
+    seconds = k.expected_seconds_to_purchase()
+    assert row["purchasing_sessions"] == len(seconds)
+    assert row["median_seconds_to_purchase"] == pytest.approx(statistics.median(seconds))
+
+
+@pytest.mark.parametrize("dimension", sorted(queries.FUNNEL_BREAKDOWNS))
+def test_funnel_breakdown_side_by_side(reader, admin, dimension):
+    result = queries.funnel_breakdown(reader, START, END, dimension)
+    if dimension == "week":
+        assert list(result.df["breakdown"]) == ["2026-03-02"]  # a Monday: all three days, one week
+        assert result.df.iloc[0]["page_view"] == len(k.SESSIONS)
+        return
+    attr = {"device_type": "device", "traffic_source": "source"}[dimension]
+    values = sorted({getattr(s, attr) for s in k.SESSIONS})
+    assert list(result.df["breakdown"]) == values
+    for _, row in result.df.iterrows():
+        kw = {"devices": [row["breakdown"]]} if attr == "device" else {"sources": [row["breakdown"]]}
+        expected = k.expected_funnel(**kw)
+        assert [row[s] for s in STEPS] == expected
+        assert row["overall_conversion_pct"] == pytest.approx(_pct(expected[4], expected[0]))
+
+
+def test_events_per_day(reader):
+    names = ["page_view", "product_view", "add_to_cart", "purchase"]
+    result = queries.events_per_day(reader, START, END, names, ["mobile"], None)
+    got = {(r.event_date, r.event_name): r.events for r in result.df.itertuples()}
+    assert got == k.expected_events_per_day(names, ["mobile"])
+
+
+def test_events_per_day_all_types(reader):
+    result = queries.events_per_day(reader, START, END)
+    got = {(r.event_date, r.event_name): r.events for r in result.df.itertuples()}
+    assert got == k.expected_events_per_day()
+
+
+def test_product_performance(reader):
+    result = queries.product_performance(reader, START, END, "views", limit=50)
+    expected = k.expected_products()
+    viewed_or_carted = {pid for pid, e in expected.items() if e["views"] or e["add_to_carts"]}
+    assert set(result.df["product_id"]) == viewed_or_carted
+    for r in result.df.itertuples():
+        e = expected[r.product_id]
+        assert (r.views, r.add_to_carts, r.purchases, r.orders) == (
+            e["views"],
+            e["add_to_carts"],
+            e["purchases"],
+            e["orders"],
+        )
+        assert r.revenue == pytest.approx(e["revenue"])
+        if e["views"]:
+            assert r.cart_rate_pct == pytest.approx(_pct(e["add_to_carts"], e["views"]))
+            assert r.purchase_rate_pct == pytest.approx(_pct(e["purchases"], e["views"]))
+        else:
+            assert r.cart_rate_pct != r.cart_rate_pct  # NULL: no views, no rate
+    # ranked by views, ties by product_id
+    ranked = sorted(viewed_or_carted, key=lambda pid: (-expected[pid]["views"], pid))
+    assert list(result.df["product_id"]) == ranked
+
+
+@pytest.mark.parametrize("rank_by", ["add_to_carts", "purchases", "revenue"])
+def test_product_ranking(reader, rank_by):
+    result = queries.product_performance(reader, START, END, rank_by, limit=3)
+    expected = k.expected_products()
+    ranked = sorted(expected, key=lambda pid: (-expected[pid][rank_by], pid))
+    ranked = [pid for pid in ranked if expected[pid]["views"] or expected[pid]["add_to_carts"]]
+    assert list(result.df["product_id"]) == ranked[:3]
+
+
+def test_high_attention_low_conversion_flag(reader):
+    result = queries.product_performance(reader, START, END, "views", limit=50)
+    expected = k.expected_products()
+    viewed = {pid: e for pid, e in expected.items() if e["views"]}
+    views = sorted(e["views"] for e in viewed.values())
+    rates = sorted(e["purchases"] / e["views"] for e in viewed.values())
+
+    def quantile(values, q):  # percentile_cont
+        pos = (len(values) - 1) * q
+        lo = int(pos)
+        hi = min(lo + 1, len(values) - 1)
+        return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+
+    views_p75, rate_p25 = quantile(views, 0.75), quantile(rates, 0.25)
+    flagged = {
+        pid
+        for pid, e in viewed.items()
+        if e["views"] >= views_p75 and e["purchases"] / e["views"] <= rate_p25
+    }
+    got = set(result.df.loc[result.df["is_high_attention_low_conversion"], "product_id"])
+    assert got == flagged
+    assert flagged == {"P2"}  # 4 views, one add to cart, never bought
+
+
+def test_product_filters(reader):
+    result = queries.product_performance(
+        reader, START, END, "views", categories=["shoes", "bags"], brands=["acme"], price_min=20, price_max=90
+    )
+    assert sorted(result.df["product_id"]) == ["P1", "P3"]
+    result = queries.product_performance(reader, START, END, "views", price_min=100)
+    assert sorted(result.df["product_id"]) == ["P2", "P4"]
+
+
+@pytest.mark.parametrize("dimension, index", [("product_category", 1), ("product_brand", 2)])
+def test_product_rollups(reader, dimension, index):
+    result = queries.product_rollup(reader, START, END, dimension)
+    expected = k.expected_products()
+    groups: dict[str, dict] = {}
+    for pid, e in expected.items():
+        g = groups.setdefault(
+            k.PRODUCTS[pid][index], {"views": 0, "add_to_carts": 0, "purchases": 0, "revenue": 0}
+        )
+        for m in g:
+            g[m] += e[m]
+    got = {r[dimension]: r for _, r in result.df.iterrows()}
+    assert set(got) == set(groups)
+    for name, g in groups.items():
+        assert (got[name]["views"], got[name]["add_to_carts"], got[name]["purchases"]) == (
+            g["views"],
+            g["add_to_carts"],
+            g["purchases"],
+        )
+        assert got[name]["revenue"] == pytest.approx(g["revenue"])
+    assert list(result.df["revenue"]) == sorted(result.df["revenue"], reverse=True)
+
+
+def test_rarely_viewed_products(reader):
+    result = queries.rarely_viewed_products(reader, START, END, limit=3)
+    expected = k.expected_products()
+    # P6 was only ever added to the cart from a list: it was never viewed
+    assert (
+        list(result.df["product_id"]) == sorted(expected, key=lambda pid: (expected[pid]["views"], pid))[:3]
+    )
+    assert result.df.iloc[0]["product_id"] == "P6" and result.df.iloc[0]["views"] == 0
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"])
+def test_activity_in_reporting_time_zone(reader, tz):
+    names = ["page_view", "product_view", "add_to_cart", "purchase", "checkout_start", "search"]
+    hours, days, grid = k.expected_local(tz)
+    wide_start, wide_end = date(2026, 3, 1), date(2026, 3, 5)
+    by_hour = queries.events_by_hour(reader, wide_start, wide_end, tz, names)
+    assert {(r.local_hour.to_pydatetime(), r.event_name): r.events for r in by_hour.df.itertuples()} == dict(
+        hours
+    )
+    by_day = queries.events_by_local_day(reader, wide_start, wide_end, tz, names)
+    assert {(r.local_date, r.event_name): r.events for r in by_day.df.itertuples()} == dict(days)
+    heat = queries.hour_weekday_heatmap(reader, wide_start, wide_end, tz, names)
+    assert {(r.weekday, r.hour): r.events for r in heat.df.itertuples()} == dict(grid)
+
+
+def test_local_date_range_cuts_at_local_midnight(reader):
+    """In Berlin, s04's events at 23:30 UTC on 2 March fall on 3 March."""
+    day = date(2026, 3, 3)
+    _, days, _ = k.expected_local("Europe/Berlin", ["page_view"])
+    result = queries.events_by_local_day(reader, day, day, "Europe/Berlin", ["page_view"])
+    assert list(result.df["events"]) == [days[(day, "page_view")]]
+    utc = queries.events_by_local_day(reader, day, day, "UTC", ["page_view"])
+    assert list(utc.df["events"]) != list(result.df["events"])
+
+
+@pytest.mark.parametrize("dimension", sorted(queries.ACTIVITY_BREAKDOWNS))
+def test_activity_breakdown(reader, dimension):
+    result = queries.activity_breakdown(reader, START, END, dimension, "UTC", ["page_view", "purchase"])
+    attr = {"device_type": "device", "traffic_source": "source"}[dimension]
+    expected: dict = {}
+    for s in k.SESSIONS:
+        for e in k.session_events(s):
+            if e["event_name"] in ("page_view", "purchase"):
+                key = (getattr(s, attr), e["event_name"])
+                expected[key] = expected.get(key, 0) + 1
+    assert {(r.breakdown, r.event_name): r.events for r in result.df.itertuples()} == expected
+
+
+def test_conversion_by_weekday(reader):
+    result = queries.conversion_by_weekday(reader, START, END)
+    expected: dict = {}
+    for s in k.SESSIONS:
+        day = s.start.date().isoweekday()
+        sessions, purchases = expected.get(day, (0, 0))
+        expected[day] = (sessions + 1, purchases + int(s.purchase))
+    got = {r.weekday: (r.sessions, r.purchase_sessions) for r in result.df.itertuples()}
+    assert got == expected
+    assert list(result.df["day"]) == ["Mon", "Tue", "Wed"]
+
+
+def test_campaign_sessions_per_day(reader):
+    result = queries.campaign_sessions_per_day(reader, START, END)
+    expected: dict = {}
+    for s in k.SESSIONS:
+        key = (s.start.date(), s.campaign or "(none)")
+        expected[key] = expected.get(key, 0) + 1
+    assert {(r.session_date, r.campaign): r.sessions for r in result.df.itertuples()} == expected
+
+
+def test_date_bounds_and_choices(reader):
+    bounds = queries.date_bounds(reader).df.iloc[0]
+    assert (bounds["min_date"], bounds["max_date"]) == (START, END)
+    choices = queries.filter_choices(reader).df
+    by_kind = choices.groupby("kind")["value"].apply(list).to_dict()
+    assert by_kind["device_type"] == ["desktop", "mobile", "tablet"]
+    assert by_kind["traffic_source"] == ["facebook", "google", "newsletter"]
+    assert by_kind["product_category"] == ["bags", "hats", "shoes"]
+    assert by_kind["product_brand"] == ["acme", "globex", "initech"]
+    assert set(by_kind["event_name"]) == {
+        "page_view",
+        "product_view",
+        "add_to_cart",
+        "checkout_start",
+        "purchase",
+        "search",
+    }
+    prices = queries.price_bounds(reader).df.iloc[0]
+    assert (prices["min_price"], prices["max_price"]) == (12, 200)
+
+
+def test_data_health(reader, admin):
+    result = queries.data_health(reader)
+    row = result.df.iloc[0]
+    assert row["freshness"] == "fresh"
+    assert 29 <= row["lag_minutes"] <= 40
+    assert row["quarantined_events"] == k.INVALID_LINES
+    with admin.cursor() as cur:
+        cur.execute("select to_regclass('analytics.load_health') is not null")
+        has_load_health = cur.fetchone()[0]
+    total = len(k.all_events()) + k.INVALID_LINES
+    assert row["events_last_24h"] == (total if has_load_health else len(k.all_events()))
+
+
+def test_shown_sql_gives_the_same_numbers_in_psql(reader, admin):
+    """The SQL a widget shows, pasted as-is, returns exactly the rows the widget shows."""
+    for result in [
+        queries.funnel_steps(reader, START, END, ["mobile"], ["google"]),
+        queries.product_performance(reader, START, END, "revenue", categories=["shoes"], price_min=50),
+        queries.events_by_hour(reader, START, END, "Asia/Kolkata", ["page_view"]),
+        queries.funnel_breakdown(reader, START, END, "week"),
+    ]:
+        with admin.cursor() as cur:
+            cur.execute(result.sql)
+            rows = cur.fetchall()
+        assert len(rows) == len(result.df)
+        assert [tuple(queries._plain(v) for v in row) for row in rows] == [
+            tuple(None if v != v else v for v in r) for r in result.df.itertuples(index=False)
+        ]
+
+
+def test_empty_warehouse_gives_empty_results(empty_db):
+    from shiny_testlib import reader_connect
+
+    conn = reader_connect(empty_db)
+    try:
+        assert list(queries.funnel_steps(conn, START, END).df["sessions"]) == [0, 0, 0, 0, 0]
+        assert queries.events_per_day(conn, START, END).empty
+        assert queries.product_performance(conn, START, END).empty
+        assert queries.hour_weekday_heatmap(conn, START, END).empty
+        bounds = queries.date_bounds(conn).df.iloc[0]
+        assert bounds["min_date"] is None and bounds["max_date"] is None
+        assert queries.data_health(conn).df.iloc[0]["freshness"] == "no data"
+    finally:
+        conn.close()
