@@ -56,8 +56,8 @@ first_sightings as (
         ranked.sighting_number = 1
         {% if is_incremental() -%}
             and not exists (
-                select 1 from {{ this }} as existing
-                where existing.anonymous_id = ranked.anonymous_id
+                select 1 from {{ this }} as already_loaded
+                where already_loaded.anonymous_id = ranked.anonymous_id
             )
         {%- endif %}
 ),

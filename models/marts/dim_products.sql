@@ -74,19 +74,19 @@ new_attributes as (
 {% if is_incremental() %}
     existing_products as (
         select
-            existing.product_id,
-            existing.product_name,
-            existing.product_category,
-            existing.product_brand,
-            existing.product_price,
-            existing.attributes_seen_at,
-            existing.attributes_changed_at,
-            existing.first_seen_at,
-            existing.last_seen_at,
-            existing.last_loaded_at
-        from {{ this }} as existing
+            already_loaded.product_id,
+            already_loaded.product_name,
+            already_loaded.product_category,
+            already_loaded.product_brand,
+            already_loaded.product_price,
+            already_loaded.attributes_seen_at,
+            already_loaded.attributes_changed_at,
+            already_loaded.first_seen_at,
+            already_loaded.last_seen_at,
+            already_loaded.last_loaded_at
+        from {{ this }} as already_loaded
         inner join new_attributes
-            on existing.product_id = new_attributes.product_id
+            on already_loaded.product_id = new_attributes.product_id
     ),
 
     combined as (
@@ -101,7 +101,7 @@ new_attributes as (
                         and new_attributes.attributes_seen_at >= existing_products.attributes_seen_at
                     )
                     then 'new'
-                else 'existing'
+                else 'already_loaded'
             end as attributes_from,
             new_attributes.product_name as new_product_name,
             new_attributes.product_category as new_product_category,

@@ -75,8 +75,8 @@ new_events as (
         {%- endif %}
         {% if is_incremental() -%}
             and not exists (
-                select 1 from {{ this }} as existing
-                where existing.event_id = ranked_copies.event_id
+                select 1 from {{ this }} as already_loaded
+                where already_loaded.event_id = ranked_copies.event_id
             )
         {%- endif %}
 ),
@@ -85,15 +85,15 @@ new_events as (
     restated_events as (
         select
             {% for column in event_columns -%}
-                existing.{{ column }}{% if not loop.last %},{% endif %}
+                already_loaded.{{ column }}{% if not loop.last %},{% endif %}
             {% endfor -%}
-        from {{ this }} as existing
+        from {{ this }} as already_loaded
         where
-            existing.anonymous_id in (
+            already_loaded.anonymous_id in (
                 select users_stitched.anonymous_id from users_stitched
                 where users_stitched.dbt_updated_at > {{ run_watermark() }}
             )
-            or existing.product_id in (
+            or already_loaded.product_id in (
                 select products.product_id from products
                 where products.attributes_changed_at > {{ run_watermark() }}
             )

@@ -60,8 +60,8 @@ funnel_events as (
             inner join funnel_events
                 on
                     reached_{{ previous }}.session_id = funnel_events.session_id
+                    and reached_{{ previous }}.{{ previous }}_at <= funnel_events.event_at
                     and funnel_events.event_name = '{{ step }}'
-                    and funnel_events.event_at >= reached_{{ previous }}.{{ previous }}_at
             group by 1
         ),
     {%- endif %}
@@ -83,8 +83,10 @@ final as (
                 {%- if not loop.last %} + {% endif %}
             {% endfor -%}
         ) as steps_reached,
-        {{ seconds_between('reached_' ~ steps[0] ~ '.' ~ steps[0] ~ '_at', 'reached_' ~ steps[-1] ~ '.' ~ steps[-1] ~ '_at') }}
-            as seconds_to_{{ steps[-1] }},
+        {{ seconds_between(
+            'reached_' ~ steps[0] ~ '.' ~ steps[0] ~ '_at',
+            'reached_' ~ steps[-1] ~ '.' ~ steps[-1] ~ '_at',
+        ) }} as seconds_to_{{ steps[-1] }},
         {{ run_timestamp() }} as dbt_updated_at
     from sessions
     {% for step in steps -%}

@@ -45,7 +45,8 @@ order_items_unnested as (
         order_item.value as order_item,
         order_item.item_number
     from first_purchase_per_order
-    cross join lateral {{ json_array_rows('first_purchase_per_order.order_items') }}
+    cross join
+        lateral {{ json_array_rows('first_purchase_per_order.order_items') }}
         with ordinality as order_item (value, item_number)
     where first_purchase_per_order.purchase_number = 1
 ),

@@ -62,7 +62,10 @@ ranked_events as (
         row_number() over (
             partition by session_events.session_id
             order by
-                case when session_events.event_name = 'page_view' and session_events.page_path is not null then 0 else 1 end,
+                case
+                    when session_events.event_name = 'page_view' and session_events.page_path is not null then 0
+                    else 1
+                end,
                 session_events.event_at,
                 session_events.event_id
         ) as landing_rank

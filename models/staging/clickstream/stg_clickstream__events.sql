@@ -111,7 +111,7 @@ checked as (
     select
         normalised.*,
         case
-            when normalised.payload_type is distinct from 'object' then 'payload is not a JSON object'
+            when coalesce(normalised.payload_type, '') != 'object' then 'payload is not a JSON object'
             when normalised.event_id is null then 'missing event_id'
             when not {{ regex_matches('normalised.event_id', uuid_pattern) }} then 'event_id is not a UUID'
             when normalised.event_name_raw is null then 'missing event_name'
@@ -128,7 +128,9 @@ checked as (
                 then 'unsupported schema_version'
             when not normalised.are_optional_fields_typed then 'a field has the wrong type'
             when
-                normalised.event_name in ('product_view', 'add_to_cart', 'remove_from_cart', 'update_cart_quantity')
+                normalised.event_name in (
+                    'product_view', 'add_to_cart', 'remove_from_cart', 'update_cart_quantity'
+                )
                 and normalised.product_id is null
                 then 'missing product.id'
             when
@@ -193,8 +195,14 @@ typed as (
             {{ regex_matches('checked.device_user_agent', var('bot_user_agent_pattern'), case_insensitive=true) }},
             false
         ) as is_bot,
-        checked.event_name is not null
-        and checked.event_name in ('{{ var("known_event_names") | join("', '") }}') as is_known_event_name,
+        coalesce(
+            checked.event_name in (
+                {% for known_name in var('known_event_names') -%}
+                    '{{ known_name }}'{% if not loop.last %},{% endif %}
+                {% endfor -%}
+            ),
+            false
+        ) as is_known_event_name,
         checked.invalid_reason is null as is_valid,
         checked.invalid_reason,
         checked.payload,
