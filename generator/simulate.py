@@ -31,7 +31,7 @@ SCHEMA_VERSION = "1"
 
 DEFAULT_SESSIONS_PER_DAY = 4000
 # measured average of events per session with the default options (see bench/)
-MEAN_EVENTS_PER_SESSION = 7.4
+MEAN_EVENTS_PER_SESSION = 8.0
 ZIPF_EXPONENT = 0.95
 REGISTERED_USERS = 25_000
 RETURNING_GUESTS = 200_000
@@ -192,11 +192,13 @@ BOT_DEVICES = [
     ),
 ]
 
-# (weight, source, medium, campaigns, contents, referrer, landing weights home/category/product)
+# (weight, source, medium, campaigns, contents, referrer, landing weights home/category/product).
+# The labels are what ingest/static/tracker.js records: the UTM parameters when the landing URL
+# has them, else the referrer's host (medium organic / social / referral), else (direct)/(none).
 TRAFFIC = [
-    (0.27, "direct", "none", None, None, None, (0.6, 0.2, 0.2)),
-    (0.25, "google", "organic", None, None, "https://www.google.com/", (0.1, 0.35, 0.55)),
-    (0.03, "bing", "organic", None, None, "https://www.bing.com/", (0.1, 0.35, 0.55)),
+    (0.27, "(direct)", "(none)", None, None, None, (0.6, 0.2, 0.2)),
+    (0.25, "google.com", "organic", None, None, "https://www.google.com/", (0.1, 0.35, 0.55)),
+    (0.03, "bing.com", "organic", None, None, "https://www.bing.com/", (0.1, 0.35, 0.55)),
     (
         0.14,
         "google",
@@ -215,11 +217,12 @@ TRAFFIC = [
         "https://l.facebook.com/",
         (0.2, 0.3, 0.5),
     ),
-    (0.05, "instagram", "social", None, None, "https://l.instagram.com/", (0.3, 0.3, 0.4)),
+    (0.05, "l.instagram.com", "social", None, None, "https://l.instagram.com/", (0.3, 0.3, 0.4)),
     (0.08, "newsletter", "email", ("weekly_digest",), ("hero_banner", "product_grid"), None, (0.3, 0.5, 0.2)),
     (0.02, "techradar.com", "referral", None, None, "https://www.techradar.com/best/", (0.1, 0.3, 0.6)),
-    (0.02, "reddit.com", "referral", None, None, "https://www.reddit.com/r/BuyItForLife/", (0.1, 0.3, 0.6)),
-    (0.03, "youtube.com", "referral", None, None, "https://www.youtube.com/", (0.2, 0.3, 0.5)),
+    (0.01, "pricerunner.com", "referral", None, None, "https://www.pricerunner.com/", (0.05, 0.15, 0.8)),
+    (0.02, "reddit.com", "social", None, None, "https://www.reddit.com/r/BuyItForLife/", (0.1, 0.3, 0.6)),
+    (0.02, "youtube.com", "social", None, None, "https://www.youtube.com/", (0.2, 0.3, 0.5)),
     (0.05, "awin", "affiliate", ("cashback",), None, "https://www.awin1.com/", (0.1, 0.2, 0.7)),
 ]
 CAMPAIGN_TRAFFIC = [("newsletter", "email", None), ("facebook", "paid_social", "https://l.facebook.com/")]
@@ -369,6 +372,7 @@ class _Generator:
         self.device_blocks = [
             {"type": d[1], "user_agent": d[4], "os": d[2], "browser": d[3], "screen": d[5]} for d in DEVICES
         ]
+        self.all_devices = list(range(len(DEVICES)))
         self.mobile_devices = [i for i, d in enumerate(DEVICES) if d[1] in ("mobile", "tablet")]
         self.desktop_devices = [i for i, d in enumerate(DEVICES) if d[1] == "desktop"]
         self.bot_blocks = [
@@ -392,6 +396,12 @@ class _Generator:
             self._minutes[minute] = prefix
         rest = ms - minute * 60000
         return f"{prefix}{rest // 1000:02d}.{rest % 1000:03d}Z"
+
+    def device_of(self, anonymous_id: str, choices: list[int]) -> dict:
+        """A known browser's device: fixed by its id, weighted like DEVICES."""
+        cum = list(accumulate(DEVICES[i][0] for i in choices))
+        fraction = int(anonymous_id[:8], 16) / 2**32
+        return self.device_blocks[choices[bisect_left(cum, fraction * cum[-1])]]
 
     def popular_product(self) -> int:
         cum = self.shop.cum
@@ -550,7 +560,13 @@ class _BotSession(_SessionBase):
         super().__init__(gen, start)
         self.anonymous_id = gen.uuid4()
         self.device = self.rng.choice(gen.bot_blocks)
-        self.traffic = {"source": "direct", "medium": "none", "campaign": None, "content": None, "term": None}
+        self.traffic = {
+            "source": "(direct)",
+            "medium": "(none)",
+            "campaign": None,
+            "content": None,
+            "term": None,
+        }
         self.referrer = None
 
     def run(self) -> list[tuple[int, dict]]:
@@ -596,7 +612,7 @@ class _HumanSession(_SessionBase):
             slot = 0 if rng.random() < 0.6 else 1
             self.anonymous_id = _derived_uuid(f"user-device-{slot}", k)
             devices = gen.mobile_devices if slot == 0 else gen.desktop_devices
-            self.device = gen.device_blocks[devices[int(self.anonymous_id[:8], 16) % len(devices)]]
+            self.device = gen.device_of(self.anonymous_id, devices)
             self.member_id = f"user-{k:06d}"
             if r < 0.18:
                 self.user_id = self.member_id  # still signed in from an earlier visit
@@ -605,7 +621,7 @@ class _HumanSession(_SessionBase):
         if r < 0.55:
             g = int(RETURNING_GUESTS * rng.random() ** 2)
             self.anonymous_id = _derived_uuid("guest", g)
-            self.device = gen.device_blocks[int(self.anonymous_id[:8], 16) % len(DEVICES)]
+            self.device = gen.device_of(self.anonymous_id, gen.all_devices)
             return "returning"
         self.anonymous_id = gen.uuid4()
         cum = gen.device_cum[1 if self.weekend else 0]
@@ -630,7 +646,7 @@ class _HumanSession(_SessionBase):
             weight, source, medium, campaigns, contents, self.referrer, landings = TRAFFIC[
                 bisect_left(cum, rng.random() * cum[-1])
             ]
-            if self.kind != "new" and source not in ("direct", "newsletter") and rng.random() < 0.3:
+            if self.kind != "new" and source not in ("(direct)", "newsletter") and rng.random() < 0.3:
                 # returning visitors type the address or come from the newsletter more often
                 source, medium, campaigns, contents, self.referrer, landings = TRAFFIC[0][1:]
             campaign = rng.choice(campaigns) if campaigns else None

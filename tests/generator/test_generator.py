@@ -320,7 +320,11 @@ def test_devices_traffic_sources_and_bots(one_day):
     bots = [e for e in one_day if is_bot(e)]
     assert {e["device"]["type"] for e in humans} >= {"desktop", "mobile", "tablet"}
     media = Counter(e["traffic"]["medium"] for e in humans)
-    assert {"none", "organic", "cpc", "email", "social", "paid_social", "referral"} <= set(media)
+    assert {"(none)", "organic", "cpc", "email", "social", "paid_social", "referral", "affiliate"} == set(
+        media
+    )
+    direct = [e for e in humans if e["traffic"]["medium"] == "(none)"]
+    assert direct and all(e["traffic"]["source"] == "(direct)" for e in direct)
     tagged = [e for e in humans if e["traffic"]["campaign"]]
     assert tagged and all(e["traffic"]["source"] and e["traffic"]["medium"] for e in tagged)
     landing_with_utm = [e for e in tagged if "utm_campaign=" in (e["page"]["url"] or "")]
