@@ -17,6 +17,8 @@ from __future__ import annotations
 import bisect
 import codecs
 import json
+import queue
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -71,6 +73,17 @@ def copy_escape(value: bytes) -> bytes:
         value = value.replace(b"\t", b"\\t")
     if b"\n" in value:
         value = value.replace(b"\n", b"\\n")
+    if b"\r" in value:
+        value = value.replace(b"\r", b"\\r")
+    return value
+
+
+def _escape_keep_newlines(value: bytes) -> bytes:
+    """COPY escaping of a block of lines: everything but the newlines that separate them."""
+    if b"\\" in value:
+        value = value.replace(b"\\", b"\\\\")
+    if b"\t" in value:
+        value = value.replace(b"\t", b"\\t")
     if b"\r" in value:
         value = value.replace(b"\r", b"\\r")
     return value
@@ -166,6 +179,9 @@ class ObjectReader:
     """A file-like reader for ``cursor.copy_expert``: each ``read()`` returns COPY text rows
     ``payload, bucket, object_key, line_number, object_etag, load_id`` for the next chunk.
 
+    ``careful``: check every NDJSON line with a JSON parser. Without it (the loader's first
+    attempt at an object) a line that starts with ``{`` goes straight to COPY and PostgreSQL's
+    jsonb input does the check; a refusal makes the loader copy the object again carefully.
     ``skip_lines``: line numbers to reject with the given reason (used when PostgreSQL refused
     a row that passed the JSON check, so the object is copied again without it)."""
 
@@ -178,9 +194,11 @@ class ObjectReader:
         etag: str,
         load_id: str,
         skip_lines: dict[int, str] | None = None,
+        careful: bool = True,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
         self.stats = ObjectStats()
+        self.careful = careful
         self.error: BaseException | None = None
         self._skip = skip_lines or {}
         self._on_progress = on_progress
@@ -271,40 +289,80 @@ class ObjectReader:
         yield from self._ndjson(_chain(head, stream))
 
     def _ndjson(self, stream: Iterator[bytes]) -> Iterator[bytes]:
+        """Newline-delimited JSON. The hot loop: per chunk, escape once for COPY and split, then
+        per line one ``orjson.loads``; anything unusual takes the careful path (``_check_line``)."""
         stats = self.stats
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        mid, tail, skip, careful = self._mid, self._tail, self._skip, self.careful
         carry = b""
         skipping_long = False
         n = 0
         for chunk in stream:
-            parts = chunk.split(b"\n")
             if skipping_long:
-                if len(parts) == 1:
+                cut = chunk.find(b"\n")
+                if cut < 0:
                     continue  # still inside the over-long line
                 skipping_long = False
-                parts = parts[1:]
+                chunk = chunk[cut + 1 :]
                 carry = b""
-            elif carry:
-                parts[0] = carry + parts[0]
-            carry = parts.pop()
-            out = []
-            for line in parts:
-                n += 1
-                reason = self._check_line(line, n)
-                if reason is None:
-                    out.append(self._row(line, n))
-                elif reason:
-                    self._reject(n, reason, line)
+            data = carry + chunk if carry else chunk
+            last = data.rfind(b"\n")
+            if last < 0:
+                carry = data
+            else:
+                carry = data[last + 1 :]
+                body = data[:last]
+                raw_lines = body.split(b"\n")
+                esc_lines = _escape_keep_newlines(body).split(b"\n")
+                out: list[bytes] = []
+                append = out.append
+                events = 0
+                for i, line in enumerate(raw_lines):
+                    n += 1
+                    reason = None
+                    if not careful:
+                        # optimistic: a line that starts with "{" and that jsonb accepts is a JSON
+                        # object; PostgreSQL checks the rest while parsing it anyway. If it refuses
+                        # a row, the loader copies the object again with careful=True.
+                        if line[:1] != b"{" or len(line) > MAX_LINE_BYTES or b"\\u0000" in line or n in skip:
+                            reason = self._check_line(line, n)
+                    else:
+                        try:
+                            value = loads(line)
+                        except decode_error:
+                            reason = self._check_line(line, n)
+                        else:
+                            if (
+                                type(value) is not dict
+                                or len(line) > MAX_LINE_BYTES
+                                or n in skip
+                                or (b"\\u0000" in line and _contains_nul(value))
+                            ):
+                                reason = self._check_line(line, n)
+                    if reason is None:
+                        self._rows += 1
+                        if self._rows + self._row_offsets[-1] != n:
+                            self._row_starts.append(self._rows)
+                            self._row_offsets.append(n - self._rows)
+                        append(esc_lines[i])
+                        append(mid)
+                        append(b"%d" % n)
+                        append(tail)
+                        events += 1
+                    elif reason:
+                        self._reject(n, reason, line)
+                stats.lines = n
+                stats.events += events
+                if events:
+                    yield b"".join(out)
+                    if self._on_progress:
+                        self._on_progress(events)
             if len(carry) > MAX_LINE_BYTES:
                 n += 1
                 self._reject(n, f"line larger than {MAX_LINE_BYTES} bytes", carry)
                 carry = b""
                 skipping_long = True
-            stats.lines = n
-            stats.events += len(out)
-            if out:
-                yield b"".join(out)
-                if self._on_progress:
-                    self._on_progress(len(out))
+                stats.lines = n
         if carry and not skipping_long:
             n += 1
             reason = self._check_line(carry, n)
@@ -439,3 +497,58 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if first:
         yield first
     yield from rest
+
+
+class Prefetcher:
+    """Reads ahead of ``copy_expert`` in a background thread, so that checking and escaping
+    the next chunks (and reading them from S3) overlaps with PostgreSQL ingesting the current
+    one. At most ``depth`` chunks wait in the queue: memory stays bounded."""
+
+    _DONE = object()
+
+    def __init__(self, reader: ObjectReader, depth: int = 4) -> None:
+        self.reader = reader
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="loader-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk = self.reader.read()
+                if not chunk:
+                    self._put(self._DONE)
+                    return
+                self._put(chunk)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put(exc)
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, size: int = -1) -> bytes:
+        item = self._queue.get()
+        if item is self._DONE:
+            self._queue.put(self._DONE)  # every later read sees the end too
+            return b""
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    readline = read
+
+    def close(self) -> None:
+        """Stop the reader thread (after a failure, COPY stops reading early)."""
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=30)

@@ -23,7 +23,7 @@ from psycopg2.extras import execute_values
 
 from loader import schema
 from loader.credentials import describe_target, ensure_pg_env
-from loader.formats import CHUNK_BYTES, ObjectReader
+from loader.formats import CHUNK_BYTES, ObjectReader, Prefetcher
 from loader.settings import Settings
 from loader.sources import ObjectChanged, ObjectInfo, Source, is_event_file, make_s3_client, parse_source
 from loader.sources import window_prefixes as _window_prefixes
@@ -204,10 +204,11 @@ class Loader:
     def load_object(self, obj: ObjectInfo, summary: RunSummary) -> str:
         """Load one object in one transaction. Returns loaded / busy / already / changed / failed."""
         refused: dict[int, str] = {}
+        careful = False
         while True:
             reader_box: list[ObjectReader] = []
             try:
-                return self._copy_object(obj, summary, refused, reader_box)
+                return self._copy_object(obj, summary, refused, reader_box, careful)
             except ObjectChanged as exc:
                 self.conn.rollback()
                 summary.etag_changes += 1
@@ -224,6 +225,15 @@ class Loader:
                     or len(refused) >= MAX_PG_REFUSALS
                 ):
                     return self._failed(obj, summary, exc, reader)
+                if not careful:
+                    careful = True
+                    log.info(
+                        "PostgreSQL refused a row of %s (%s); copying it again, checking every line",
+                        obj.key,
+                        exc.diag.message_primary,
+                        extra={"object_key": obj.key},
+                    )
+                    continue
                 line = reader.line_for_copy_row(int(match.group(1)))
                 refused[line] = f"refused by PostgreSQL: {exc.diag.message_primary}"
                 log.warning(
@@ -268,7 +278,7 @@ class Loader:
             pass
 
     def _copy_object(
-        self, obj: ObjectInfo, summary: RunSummary, refused: dict[int, str], reader_box: list
+        self, obj: ObjectInfo, summary: RunSummary, refused: dict[int, str], reader_box: list, careful: bool
     ) -> str:
         bucket = self.source.bucket
         with self.conn.cursor() as cur:
@@ -305,10 +315,15 @@ class Loader:
                     etag=obj.etag,
                     load_id=summary.load_id,
                     skip_lines=refused,
+                    careful=careful,
                     on_progress=self.progress.add_events,
                 )
                 reader_box.append(reader)
-                cur.copy_expert(COPY_SQL, reader, size=CHUNK_BYTES)
+                prefetch = Prefetcher(reader)
+                try:
+                    cur.copy_expert(COPY_SQL, prefetch, size=CHUNK_BYTES)
+                finally:
+                    prefetch.close()
             finally:
                 body.close()
             stats = reader.stats

@@ -141,3 +141,17 @@ def test_escaping_survives_tabs_backslashes_and_unicode():
     rows, _ = read_all(json.dumps(obj, ensure_ascii=False).encode() + b"\n" + b'{"raw":\t1}\n')
     assert rows[0][0] == obj
     assert rows[1][0] == {"raw": 1}
+
+
+def test_optimistic_mode_leaves_brace_lines_to_postgres_and_checks_the_rest():
+    body = b'{"a": 1}\n{not json\n[1]\n  {"b": 2}\n{"c": "\\u0000"}\n'
+    rows_sent = []
+    reader = ObjectReader(io.BytesIO(body), bucket="b", key="k", etag="e", load_id="L", careful=False)
+    while chunk := reader.read():
+        rows_sent += [line.split(b"\t")[3] for line in chunk.split(b"\n")[:-1]]
+    # "{not json" goes to COPY (jsonb refuses it; the loader then copies the object carefully)
+    assert rows_sent == [b"1", b"2", b"4"]
+    assert reasons(reader) == {
+        3: "not a JSON object (a JSON array)",
+        5: "contains \\u0000, which jsonb cannot store",
+    }
