@@ -15,7 +15,9 @@ import psycopg2.extras
 from loader.schema import migrate
 
 BASE_TIME = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+)
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 PRODUCTS = {
@@ -120,7 +122,9 @@ def insert_raw(
     rows = []
     for number, payload in enumerate(payloads, start=1):
         text = payload if isinstance(payload, str) else json.dumps(payload)
-        rows.append((text, "test-raw", key, number, "etag-" + key[-8:], load_id, loaded_at or datetime.now(UTC)))
+        rows.append(
+            (text, "test-raw", key, number, "etag-" + key[-8:], load_id, loaded_at or datetime.now(UTC))
+        )
     conn = connect(env)
     try:
         with conn.cursor() as cur:
