@@ -156,45 +156,44 @@ def shop_traffic(sessions: int, seed: int = 7, start: datetime = BASE_TIME) -> l
     """Plausible shop sessions: browse, view products, add to cart, sometimes buy; some
     visitors sign in mid-session. Deterministic for a seed."""
     rng = random.Random(seed)
-    events: list[dict] = []
     visitors = [f"anon-{seed}-{n}" for n in range(max(2, sessions // 2))]
+    events: list[dict] = []
     for number in range(sessions):
-        anonymous_id = rng.choice(visitors)
-        session_id = f"s-{seed}-{number}"
-        at = start + timedelta(minutes=rng.randrange(0, 60 * 24))
-        device = rng.choice(["desktop", "mobile", "tablet"])
-        source = rng.choice(["google", "newsletter", None])
-        user_id = f"user-{anonymous_id}" if rng.random() < 0.3 else None
-        common = {
-            "session_id": session_id,
-            "anonymous_id": anonymous_id,
-            "device_type": device,
-            "source": source,
-        }
-        signed_in = False
+        events.extend(
+            _shop_session(rng, f"s-{seed}-{number}", rng.choice(visitors), f"o-{seed}-{number}", start)
+        )
+    return events
 
-        def emit(name: str, **fields) -> None:
-            nonlocal at
-            at += timedelta(seconds=rng.randrange(1, 90))
-            uid = user_id if signed_in else None
-            events.append(event(name, at, user_id=uid, **common, **fields))
 
-        emit("page_view", path="/")
-        for _ in range(rng.randrange(0, 4)):
-            emit("product_view", product=rng.choice(list(PRODUCTS)), path="/product")
-        if rng.random() < 0.2:
-            emit("search", search={"query": "jacket", "results_count": 3})
-        cart: list[tuple[str, int]] = []
-        if rng.random() < 0.5:
-            pid = rng.choice(list(PRODUCTS))
-            qty = rng.randrange(1, 3)
-            emit("add_to_cart", product=pid, quantity=qty)
-            cart.append((pid, qty))
-        if user_id and rng.random() < 0.8:
-            signed_in = True
-            emit("sign_in")
-        if cart and rng.random() < 0.6:
-            emit("checkout_start")
-            if rng.random() < 0.7:
-                emit("purchase", order=order_payload(f"o-{seed}-{number}", cart))
+def _shop_session(rng: random.Random, session_id: str, anonymous_id: str, order_id: str, start: datetime):
+    at = start + timedelta(minutes=rng.randrange(0, 60 * 24))
+    common = {
+        "session_id": session_id,
+        "anonymous_id": anonymous_id,
+        "device_type": rng.choice(["desktop", "mobile", "tablet"]),
+        "source": rng.choice(["google", "newsletter", None]),
+    }
+    user_id = f"user-{anonymous_id}" if rng.random() < 0.3 else None
+    steps: list[tuple[str, dict]] = [("page_view", {"path": "/"})]
+    for _ in range(rng.randrange(0, 4)):
+        steps.append(("product_view", {"product": rng.choice(list(PRODUCTS)), "path": "/product"}))
+    if rng.random() < 0.2:
+        steps.append(("search", {"search": {"query": "jacket", "results_count": 3}}))
+    cart: list[tuple[str, int]] = []
+    if rng.random() < 0.5:
+        pid, qty = rng.choice(list(PRODUCTS)), rng.randrange(1, 3)
+        steps.append(("add_to_cart", {"product": pid, "quantity": qty}))
+        cart.append((pid, qty))
+    signed_in_from = len(steps) if user_id and rng.random() < 0.8 else None
+    if signed_in_from is not None:
+        steps.append(("sign_in", {}))
+    if cart and rng.random() < 0.6:
+        steps.append(("checkout_start", {}))
+        if rng.random() < 0.7:
+            steps.append(("purchase", {"order": order_payload(order_id, cart)}))
+    events = []
+    for index, (name, fields) in enumerate(steps):
+        at += timedelta(seconds=rng.randrange(1, 90))
+        signed_in = signed_in_from is not None and index >= signed_in_from
+        events.append(event(name, at, user_id=user_id if signed_in else None, **common, **fields))
     return events
