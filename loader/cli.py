@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="window to scan back from now (default 48, or $LOADER_LOOKBACK_HOURS)",
         )
         p.add_argument("--no-build", action="store_true", help="do not run dbt build after the load")
+        p.add_argument(
+            "--workers",
+            type=int,
+            help="objects loaded at the same time, one connection each (default 2, or $LOADER_WORKERS)",
+        )
         p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
 
     load = sub.add_parser("load", help="load new raw files, then dbt build")
@@ -95,6 +100,7 @@ def _run_once(settings: Settings, args, *, since=None, until=None, dry_run=False
         build=not args.no_build,
         dry_run=dry_run,
         lookback_hours=args.lookback_hours,
+        workers=args.workers,
         progress=Progress(sys.stderr.isatty() and not settings.in_lambda),
     )
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -384,6 +387,62 @@ class Loader:
 # --- the run
 
 
+_COUNTERS = (
+    "objects",
+    "events",
+    "lines",
+    "rejects",
+    "etag_changes",
+    "failed_objects",
+    "busy_objects",
+    "bytes_read",
+)
+
+
+def load_all(loader: Loader, pending: list[ObjectInfo], summary: RunSummary, workers: int) -> None:
+    """Load the objects, ``workers`` at a time: each worker has its own connection and loads
+    whole objects in their own transactions (PostgreSQL parses jsonb in one backend per COPY,
+    so two COPYs use two cores). Exactly once still rests on the per-object lock + manifest."""
+    workers = max(1, min(workers, len(pending)))
+    if workers == 1:
+        for obj in pending:
+            loader.load_object(obj, summary)
+            loader.progress.object_done()
+        return
+    todo: queue.Queue[ObjectInfo] = queue.Queue()
+    for obj in pending:
+        todo.put(obj)
+    stop = threading.Event()
+    parts = [RunSummary(load_id=summary.load_id, source=summary.source) for _ in range(workers)]
+
+    def work(index: int) -> None:
+        conn = loader.conn if index == 0 else connect()
+        worker = Loader(loader.settings, loader.source, conn, loader.progress)
+        try:
+            while not stop.is_set():
+                try:
+                    obj = todo.get_nowait()
+                except queue.Empty:
+                    return
+                worker.load_object(obj, parts[index])
+                loader.progress.object_done()
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            if index:
+                conn.close()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loader-worker") as pool:
+        futures = [pool.submit(work, i) for i in range(workers)]
+    for part in parts:
+        for name in _COUNTERS:
+            setattr(summary, name, getattr(summary, name) + getattr(part, name))
+        summary.failures.extend(part.failures)
+    for future in futures:
+        future.result()  # re-raises a worker's fatal error (e.g. the database went away)
+
+
 def _start_run(conn, summary: RunSummary) -> None:
     with conn.cursor() as cur:
         cur.execute(
@@ -443,6 +502,7 @@ def run_load(
     build: bool = True,
     dry_run: bool = False,
     lookback_hours: float | None = None,
+    workers: int | None = None,
     progress: Progress | None = None,
     s3_client=None,
 ) -> RunSummary:
@@ -488,9 +548,7 @@ def run_load(
                 summary.status = "succeeded"
                 return summary
             loader.progress.begin(len(pending))
-            for obj in pending:
-                loader.load_object(obj, summary)
-                loader.progress.object_done()
+            load_all(loader, pending, summary, workers or settings.workers)
             summary.status = "partial" if summary.failed_objects else "succeeded"
         except Exception as exc:
             summary.status = "failed"

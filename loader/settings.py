@@ -21,6 +21,7 @@ class Settings:
     dbt_project_dir: Path
     dbt_profiles_dir: Path
     s3_max_attempts: int
+    workers: int
     in_lambda: bool
 
     @property
@@ -35,6 +36,7 @@ class Settings:
         try:
             lookback = float(env.get("LOADER_LOOKBACK_HOURS", "48"))
             attempts = int(env.get("LOADER_S3_MAX_ATTEMPTS", "5"))
+            workers = int(env.get("LOADER_WORKERS", "2"))
         except ValueError as exc:
             raise SettingsError(f"invalid number in LOADER_* settings: {exc}") from exc
         if lookback <= 0:
@@ -47,5 +49,6 @@ class Settings:
             dbt_project_dir=project_dir,
             dbt_profiles_dir=Path(env.get("DBT_PROFILES_DIR") or project_dir),
             s3_max_attempts=max(1, attempts),
+            workers=max(1, workers),
             in_lambda=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")),
         )

@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 
+import pytest
 from loader_testlib import HOUR_PREFIX, ndjson
 
 
@@ -34,11 +35,12 @@ def test_run_loads_every_line_with_its_provenance(put, load, query, loader_env):
     assert run == [("succeeded", 1, 100, 0, True)]
 
 
-def test_repeated_run_loads_nothing_twice(put, load, query):
+@pytest.mark.parametrize("workers", [1, 4])
+def test_repeated_run_loads_nothing_twice(put, load, query, workers):
     put(HOUR_PREFIX + "a.json", ndjson(0, 50))
     put("events/2024/05/01/11/b.json.gz", gzip.compress(ndjson(50, 50)))
-    first = load()
-    second = load()
+    first = load(workers=workers)
+    second = load(workers=workers)
     assert (first.objects, first.events) == (2, 100)
     assert (second.objects, second.events, second.status) == (0, 0, "succeeded")
     assert count_events(query) == 100
