@@ -65,6 +65,7 @@ class DbState:
 
     def __init__(self) -> None:
         self.failed = False
+        self.choices_missing = False
 
 
 def fetch(state: DbState | None, fn: Callable[..., QueryResult], *args, **kwargs) -> QueryResult:
@@ -381,6 +382,8 @@ def _minutes(seconds) -> str:
 
 def server(input: Inputs, output: Outputs, session: Session):
     state = DbState()
+    # the page's filter choices were read just before; if that failed, fill them in on recovery
+    state.choices_missing = bool(fetch(None, queries.date_bounds).error)
     db_up = reactive.value(True)
     epoch = reactive.value(0)
 
@@ -399,11 +402,16 @@ def server(input: Inputs, output: Outputs, session: Session):
             state.failed = False
             with reactive.isolate():
                 epoch.set(epoch.get() + 1)
-            _refresh_choices()
+                if state.choices_missing:
+                    _refresh_choices()
         db_up.set(ok)
 
     def _refresh_choices():
+        """The page was built while the database was down: fill in the filters' choices now."""
         c = startup_choices()
+        if not c["kinds"]:
+            return
+        state.choices_missing = False
         k = c["kinds"]
         for prefix in ("ov", "fn", "pr", "ac"):
             ui.update_date_range(f"{prefix}_dates", start=c["start"], end=c["max_date"])

@@ -212,7 +212,9 @@ def expected_events_per_day(names=None, devices=None, sources=None) -> dict[tupl
     return dict(counts)
 
 
-def expected_local(tz: str, names=None) -> tuple[Counter, Counter, Counter]:
+def expected_local(
+    tz: str, names=None, start: date | None = None, end: date | None = None
+) -> tuple[Counter, Counter, Counter]:
     """(per local hour, per local date, per (isoweekday, hour)) counts of the events. The
     warehouse keeps hourly UTC buckets, so an event counts at its UTC hour's start in the zone
     (the same instant for whole-hour offsets; half-hour zones show hours at :30)."""
@@ -225,6 +227,8 @@ def expected_local(tz: str, names=None) -> tuple[Counter, Counter, Counter]:
             continue
         utc_hour = datetime.fromisoformat(e["event_timestamp"]).replace(minute=0, second=0)
         local = utc_hour.astimezone(zone)
+        if (start and local.date() < start) or (end and local.date() > end):
+            continue
         hours[(local.replace(tzinfo=None), e["event_name"])] += 1
         days[(local.date(), e["event_name"])] += 1
         grid[(local.isoweekday(), local.hour)] += 1
