@@ -41,8 +41,24 @@ def readable_brand(brand: str) -> str:
     return BRAND_NAMES.get(brand, brand.replace("_", " ").title())
 
 
+# category leaves whose capitalisation is not str.capitalize()'s
+LEAF_NAMES = {
+    "tv": "TV",
+    "hdd": "HDD",
+    "videoregister": "Dashcam",
+    "player": "Car player",
+    "keds": "Sneakers",
+    "slipons": "Slip-ons",
+    "clocks": "Watch",
+    "cartrige": "Cartridge",
+    "refrigerators": "Refrigerator",
+    "videocards": "Graphics card",
+}
+
+
 def readable_leaf(category_code: str) -> str:
-    return category_code.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+    leaf = category_code.rsplit(".", 1)[-1]
+    return LEAF_NAMES.get(leaf, leaf.replace("_", " ").capitalize())
 
 
 def model_suffix(product_id: int) -> str:
