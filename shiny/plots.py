@@ -46,7 +46,8 @@ def plotly_dependency() -> HTMLDependency:
 def to_html(fig: go.Figure, div_id: str | None = None) -> str:
     """A div plus a script that draws the figure as soon as plotly.js is there. The figure's
     JSON has every '<' escaped, so text from the data (product names...) cannot end the script."""
-    fig.update_layout(**LAYOUT)
+    margin = dict(LAYOUT["margin"], **(fig.layout.margin.to_plotly_json() if fig.layout.margin else {}))
+    fig.update_layout(**dict(LAYOUT, margin=margin))
     div_id = div_id or f"plot-{uuid.uuid4().hex[:10]}"
     spec = fig.to_json(validate=False).replace("<", "\\u003c")
     config = json.dumps({"displaylogo": False, "responsive": True})
@@ -125,11 +126,21 @@ def heatmap_figure(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def rollup_figure(df: pd.DataFrame, label: str) -> go.Figure:
-    fig = go.Figure()
-    for metric in ("views", "add_to_carts", "purchases"):
-        fig.add_trace(go.Bar(x=df[label].astype(str), y=df[metric], name=metric))
-    fig.update_layout(barmode="group")
+def rollup_figure(df: pd.DataFrame, label: str, top: int = 15) -> go.Figure:
+    """Revenue of the `top` categories or brands (the table beside it lists them all)."""
+    part = df.sort_values("revenue", ascending=False).head(top).iloc[::-1]
+    fig = go.Figure(
+        go.Bar(
+            y=part[label].astype(str),
+            x=part["revenue"],
+            orientation="h",
+            customdata=part[["views", "purchases", "purchase_rate_pct"]].to_numpy(),
+            hovertemplate="%{y}: revenue %{x:,.2f}<br>views %{customdata[0]}, units %{customdata[1]},"
+            " purchases per view %{customdata[2]}%<extra></extra>",
+            marker={"color": "#2c7fb8"},
+        )
+    )
+    fig.update_layout(xaxis_title=f"revenue (top {min(top, len(df))})", margin={"l": 160})
     return fig
 
 
