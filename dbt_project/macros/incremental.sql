@@ -65,3 +65,42 @@
         select 1
     {%- endif -%}
 {%- endmacro %}
+
+{# incremental filter on raw lines: true for lines of loads (int_raw_loads) first seen after
+   this model's last successful run (intermediate.dbt_incremental_runs, written by its post-hook),
+   so a failed run's loads are read again next time. The list of loads is built once (an array
+   from an init plan): the raw table's loaded_at index is used, whatever the history's size. #}
+{% macro in_unprocessed_loads(column='loaded_at') -%}
+    {{ column }} = any(array(
+        select raw_loads.loaded_at
+        from {{ ref('int_raw_loads') }} as raw_loads
+        where raw_loads.dbt_updated_at > coalesce(
+            (
+                select model_runs.last_run_started_at
+                from {{ incremental_runs_relation() }} as model_runs
+                where model_runs.model_name = '{{ this.identifier }}'
+            ),
+            {{ run_timestamp_floor() }}
+        )
+    ))
+{%- endmacro %}
+
+{% macro incremental_runs_relation() -%}
+    intermediate.dbt_incremental_runs
+{%- endmacro %}
+
+{# on-run-start: the table of each incremental model's last successful run #}
+{% macro create_incremental_runs_table() -%}
+    create schema if not exists intermediate;
+    create table if not exists {{ incremental_runs_relation() }} (
+        model_name text primary key,
+        last_run_started_at timestamptz not null
+    )
+{%- endmacro %}
+
+{# post-hook of the models filtered by in_unprocessed_loads: this run has processed its loads #}
+{% macro record_incremental_run() -%}
+    insert into {{ incremental_runs_relation() }} (model_name, last_run_started_at)
+    values ('{{ this.identifier }}', {{ run_timestamp() }})
+    on conflict (model_name) do update set last_run_started_at = excluded.last_run_started_at
+{%- endmacro %}

@@ -9,6 +9,8 @@
         indexes=[{'columns': ['anonymous_id'], 'unique': true}, {'columns': ['dbt_updated_at']}],
     )
 }}
+{{ config(post_hook="{{ record_incremental_run() }}") }}
+-- depends_on: {{ ref('int_raw_loads') }}
 
 with
 
@@ -26,7 +28,7 @@ identified_events as (
         is_valid
         and user_id is not null
         {% if is_incremental() -%}
-            and loaded_at >= {{ loaded_at_watermark() }}
+            and {{ in_unprocessed_loads() }}
         {%- endif %}
 ),
 

@@ -8,6 +8,8 @@
         incremental_strategy='delete+insert',
     )
 }}
+{{ config(post_hook="{{ record_incremental_run() }}") }}
+-- depends_on: {{ ref('int_raw_loads') }}
 
 with
 
@@ -27,7 +29,7 @@ sightings as (
             and not is_bot
         {%- endif %}
         {% if is_incremental() -%}
-            and loaded_at >= {{ loaded_at_watermark(column='last_loaded_at') }}
+            and {{ in_unprocessed_loads() }}
         {%- endif %}
 ),
 

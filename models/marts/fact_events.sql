@@ -10,6 +10,8 @@
     'traffic_campaign', 'received_at', 'loaded_at', 'is_bot', 'is_client_clock_ahead',
     'is_known_event_name',
 ] -%}
+{{ config(post_hook="{{ record_incremental_run() }}") }}
+-- depends_on: {{ ref('int_raw_loads') }}
 
 with
 
@@ -25,7 +27,7 @@ staged_events as (
     where
         is_valid
         {% if is_incremental() -%}
-            and loaded_at >= {{ loaded_at_watermark() }}
+            and {{ in_unprocessed_loads() }}
         {%- endif %}
 ),
 

@@ -1,7 +1,8 @@
 {#- The quarantine: one row per raw line that breaks the event contract, with the reason.
     These lines never reach the other marts. Incremental on loaded_at like fact_events; while
     it is empty, fact_events' watermark stands in (so an empty quarantine never rescans raw). -#}
--- depends_on: {{ ref('fact_events') }}
+{{ config(post_hook="{{ record_incremental_run() }}") }}
+-- depends_on: {{ ref('int_raw_loads') }}
 
 with
 
@@ -21,7 +22,7 @@ staged_events as (
     where
         not is_valid
         {% if is_incremental() -%}
-            and loaded_at >= {{ loaded_at_watermark(fallback_relation=ref('fact_events')) }}
+            and {{ in_unprocessed_loads() }}
         {%- endif %}
 ),
 

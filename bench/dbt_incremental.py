@@ -1,0 +1,203 @@
+"""Warehouse benchmark: does an incremental dbt run that adds one new hour of events cost
+about the same whether the warehouse already holds a small or a large history?
+
+For each size it makes a fresh database, generates the history with the traffic generator,
+COPYs it into raw.clickstream_events as hourly loads (loaded_at = end of the received hour +
+5 min, as the hourly loader would), times a full `dbt run`, then loads one more hour of
+events and times the incremental `dbt run`. Prints the figures and the ratio (goal <= 1.5x).
+
+    .venv/bin/python bench/dbt_incremental.py                       # 100k and 10M events
+    .venv/bin/python bench/dbt_incremental.py --events 2000000      # a smaller large size
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from generator import generate_events  # noqa: E402
+from loader.schema import migrate  # noqa: E402
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def connect(dbname: str):
+    return psycopg2.connect(dbname=dbname)  # libpq reads PGHOST, PGPORT, PGUSER, PGPASSWORD
+
+
+class CsvRows(io.RawIOBase):
+    """A file-like view of raw rows as CSV, for COPY ... FROM STDIN without a temp file."""
+
+    def __init__(self, rows: Iterator[list]):
+        self.rows = rows
+        self.buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while len(self.buffer) < len(target):
+            try:
+                row = next(self.rows)
+            except StopIteration:
+                break
+            out = io.StringIO()
+            csv.writer(out, lineterminator="\n").writerow(row)
+            self.buffer += out.getvalue().encode()
+        size = min(len(target), len(self.buffer))
+        target[:size] = self.buffer[:size]
+        self.buffer = self.buffer[size:]
+        return size
+
+
+def raw_rows(events: Iterator[dict], load_id: str) -> Iterator[list]:
+    """One raw row per event, one object per received hour, loaded 5 minutes after it."""
+    line = 0
+    current = None
+    for event in events:
+        hour = str(event.get("received_at"))[:13]
+        if hour != current:
+            current, line = hour, 0
+            loaded_at = datetime.fromisoformat(hour + ":00:00+00:00") + timedelta(hours=1, minutes=5)
+            key = f"events/{loaded_at:%Y/%m/%d/%H}/bench.json"
+        line += 1
+        yield [json.dumps(event), "bench", key, line, "etag", load_id, loaded_at.isoformat()]
+
+
+def copy_events(dbname: str, events: Iterator[dict]) -> float:
+    started = time.monotonic()
+    conn = connect(dbname)
+    with conn.cursor() as cur:
+        cur.copy_expert(
+            "copy raw.clickstream_events"
+            " (payload, bucket, object_key, line_number, object_etag, load_id, loaded_at)"
+            " from stdin with (format csv)",
+            io.BufferedReader(CsvRows(raw_rows(events, str(uuid.uuid4()))), buffer_size=1 << 20),
+        )
+    conn.commit()
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("analyze raw.clickstream_events")
+    conn.close()
+    return time.monotonic() - started
+
+
+def dbt_run(dbname: str, *args: str) -> float:
+    work = ROOT / ".local" / "bench-dbt" / dbname
+    env = dict(
+        os.environ, PGDATABASE=dbname, DBT_TARGET_PATH=str(work / "target"), DBT_LOG_PATH=str(work / "logs")
+    )
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "dbt"),
+            "run",
+            "--project-dir",
+            str(ROOT),
+            "--profiles-dir",
+            str(ROOT),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        sys.exit(f"dbt run failed on {dbname}:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+def one_size(events: int, days: float, hour_events: int, seed: int, keep: bool) -> dict:
+    dbname = f"bench_dbt_{events}_{uuid.uuid4().hex[:6]}"
+    admin = connect("postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{dbname}"')
+    try:
+        conn = connect(dbname)
+        migrate(conn)
+        conn.close()
+        history = generate_events(seed=seed, start=START, days=days, events=events, duplicate_share=0.01,
+                                  invalid_share=0.005, late_share=0.01)  # fmt: skip
+        load_seconds = copy_events(dbname, history)
+        full_seconds = dbt_run(dbname)
+        new_hour = generate_events(
+            seed=seed + 1, start=START + timedelta(days=days), days=1 / 24, events=hour_events
+        )
+        copy_events(dbname, new_hour)
+        incremental_seconds = dbt_run(dbname)
+        with connect(dbname) as conn, conn.cursor() as cur:
+            cur.execute("select count(*) from analytics.fact_events")
+            fact_rows = cur.fetchone()[0]
+            cur.execute("select pg_database_size(current_database())")
+            size_bytes = cur.fetchone()[0]
+        return {
+            "events": events,
+            "load_seconds": load_seconds,
+            "full_run_seconds": full_seconds,
+            "incremental_run_seconds": incremental_seconds,
+            "fact_events_rows": fact_rows,
+            "database_gb": size_bytes / 1e9,
+        }
+    finally:
+        if not keep:
+            with admin.cursor() as cur:
+                cur.execute(f'drop database if exists "{dbname}" with (force)')
+        admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000, help="events of the large history")
+    parser.add_argument("--small", type=int, default=100_000, help="events of the small history")
+    parser.add_argument("--days", type=float, default=30, help="days the history spans")
+    parser.add_argument("--hour-events", type=int, help="events of the new hour (default: events/(days*24))")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
+    args = parser.parse_args()
+    hour_events = args.hour_events or max(1, round(args.events / (args.days * 24)))
+
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
+    )
+    print(f"new hour: {hour_events} events; history spans {args.days:g} days; dbt run (models only)")
+    results = []
+    for size in (args.small, args.events):
+        result = one_size(size, args.days, hour_events, args.seed, args.keep)
+        results.append(result)
+        print(
+            f"history {size:>11,} events: load {result['load_seconds']:7.1f} s, "
+            f"full dbt run {result['full_run_seconds']:7.1f} s, "
+            f"incremental dbt run (+1 hour) {result['incremental_run_seconds']:6.1f} s, "
+            f"fact_events {result['fact_events_rows']:,} rows, database {result['database_gb']:.2f} GB",
+            flush=True,
+        )
+    small, large = results
+    ratio = large["incremental_run_seconds"] / small["incremental_run_seconds"]
+    print(f"full dbt run at {args.events:,} events: {large['full_run_seconds']:.1f} s")
+    print(
+        f"incremental run: {small['incremental_run_seconds']:.1f} s at {args.small:,}, "
+        f"{large['incremental_run_seconds']:.1f} s at {args.events:,}: ratio {ratio:.2f}x (goal <= 1.5x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
