@@ -1,8 +1,14 @@
 """Entry point of the Lambda ``clickstream-etl-lambda`` (run by the EventBridge rule
-``clickstream-etl-schedule``): any payload runs one load-then-build and returns its summary."""
+``clickstream-etl-schedule``): any payload runs one load-then-build.
+
+Returns the run's JSON summary when it succeeded. When it did not (the database unreachable,
+an object that failed, dbt failing) the summary is logged and ``EtlRunFailed`` is raised with
+it, so the invocation counts in the function's Errors metric and goes to its failure
+destination; a retry is harmless (objects are loaded exactly once)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 from loader.load import LoaderError, run_load
@@ -13,15 +19,20 @@ log = logging.getLogger("loader")
 _settings: Settings | None = None
 
 
+class EtlRunFailed(RuntimeError):
+    """The run did not succeed; the message is its JSON summary."""
+
+
 def _get_settings() -> Settings:
     global _settings
     if _settings is None:
-        _settings = Settings.from_env()
         setup_logging(json_lines=True)
+        _settings = Settings.from_env()
     return _settings
 
 
-def handler(event, context) -> dict:
+def run(event: dict | None = None) -> dict:
+    """One load-then-build; the summary, whatever the outcome."""
     settings = _get_settings()
     try:
         summary = run_load(settings)
@@ -35,7 +46,7 @@ def handler(event, context) -> dict:
             "models_built": 0,
             "error": str(exc),
         }
-    result = {
+    return {
         "status": summary.status if summary.dbt_status != "failed" else "dbt_failed",
         "load_id": summary.load_id,
         "objects": summary.objects,
@@ -48,5 +59,11 @@ def handler(event, context) -> dict:
         "seconds": summary.seconds,
         "error": summary.error,
     }
+
+
+def handler(event, context) -> dict:
+    result = run(event)
     log.info("Run summary", extra={"summary": result})
+    if result["status"] != "succeeded":
+        raise EtlRunFailed(json.dumps(result, default=str))
     return result

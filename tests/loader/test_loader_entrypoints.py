@@ -211,3 +211,33 @@ def test_lambda_handler_loads_then_builds_with_credentials_from_secrets_manager(
         entry.get("secret_fields") == ["dbname", "host", "password", "port", "username"] for entry in logs
     )
     assert query("select count(*) from probe.events_per_object") == [(1,)]
+
+
+def test_lambda_handler_raises_with_the_summary_when_the_run_fails(loader_env):
+    """A failed run must count in the function's Errors metric (and reach its failure queue)."""
+    env = dict(os.environ)
+    env.update(
+        loader_env, AWS_LAMBDA_FUNCTION_NAME="clickstream-etl-lambda", PGPORT="1", PGCONNECT_TIMEOUT="3"
+    )
+    code = (
+        "import json\n"
+        "from loader.lambda_handler import EtlRunFailed, handler\n"
+        "try:\n"
+        "    handler({'source': 'aws.events'}, None)\n"
+        "except EtlRunFailed as exc:\n"
+        "    print('FAILED ' + str(exc))\n"
+    )
+    result = subprocess.run(
+        [os.sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    failed = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("FAILED "))[7:])
+    assert failed["status"] == "failed" and failed["events"] == 0
+    assert "cannot connect to PostgreSQL at 127.0.0.1:1/" in failed["error"]
+    errors = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert any(e["level"] == "ERROR" and "cannot connect to PostgreSQL" in e["message"] for e in errors)
