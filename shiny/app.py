@@ -348,7 +348,7 @@ def app_ui(request):
         id="page",
         header=ui.div(
             ui.tags.style(CSS),
-            plots.plotly_dependency(),
+            plots.plotly_loader(),
             ui.output_ui("db_banner"),
             ui.output_ui("health"),
             class_="container-fluid pt-2",
@@ -697,4 +697,4 @@ def server(input: Inputs, output: Outputs, session: Session):
     )
 
 
-app = App(app_ui, server)
+app = App(app_ui, server, static_assets={"/plotly": plots.PLOTLY_JS_DIR})

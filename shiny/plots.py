@@ -1,7 +1,7 @@
 """Pure plot functions: a query's DataFrame in, a plotly figure out.
 
 Figures are rendered to an HTML fragment without plotly.js; the page loads plotly.js once
-from the plotly package itself (see `plotly_dependency`), so nothing comes from a CDN.
+from the plotly package itself (see `plotly_loader`), so nothing comes from a CDN.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import plotly
 import plotly.graph_objects as go
-from htmltools import HTMLDependency
+from htmltools import HTML, Tag, tags
 
 STEP_LABELS = {
     "page_view": "Page view",
@@ -31,15 +31,26 @@ LAYOUT = {
 }
 
 
-def plotly_dependency() -> HTMLDependency:
-    """plotly.min.js served from the installed plotly package (the machine may be offline),
-    loaded async: the page and its data do not wait for the 4.7 MB script to be parsed."""
-    return HTMLDependency(
-        "plotly",
-        plotly.__version__,
-        source={"subdir": str(Path(plotly.__file__).parent / "package_data")},
-        script={"src": "plotly.min.js", "async": ""},
-        all_files=False,
+PLOTLY_JS_DIR = Path(plotly.__file__).parent / "package_data"  # holds plotly.min.js
+PLOTLY_JS_URL = "plotly/plotly.min.js"  # relative: works under any mount prefix
+
+
+def plotly_loader() -> Tag:
+    """Load plotly.min.js (served from the installed plotly package: the machine may be offline)
+    once the first outputs are on screen: the numbers do not wait for 4.7 MB of JavaScript
+    to be parsed; the charts draw themselves as soon as it is there (see `to_html`)."""
+    return tags.script(
+        HTML(
+            "(function () {"
+            " function load() {"
+            "  if (window.Plotly || document.getElementById('plotly-js')) { return; }"
+            "  var s = document.createElement('script'); s.id = 'plotly-js'; s.async = true;"
+            f"  s.src = '{PLOTLY_JS_URL}'; document.head.appendChild(s);"
+            " }"
+            " $(document).one('shiny:idle', function () { setTimeout(load, 0); });"
+            " setTimeout(load, 3000);"
+            "})();"
+        )
     )
 
 

@@ -219,21 +219,34 @@ def date_bounds(conn) -> QueryResult:
 
 
 def filter_choices(conn) -> QueryResult:
-    """Distinct values for the filter inputs: one row per (kind, value)."""
+    """Distinct values for the filter inputs: one row per (kind, value). One pass over
+    agg_events_hourly (its combinations first, then unnested), one over dim_products."""
     return run(
         conn,
         "filter_choices",
         """
-        select 'event_name' as kind, event_name as value from analytics.agg_events_hourly group by 2
-        union all
-        select 'device_type', device_type from analytics.agg_events_hourly group by 2
-        union all
-        select 'traffic_source', traffic_source from analytics.agg_events_hourly group by 2
-        union all
-        select 'product_category', product_category from analytics.dim_products group by 2
-        union all
-        select 'product_brand', product_brand from analytics.dim_products group by 2
-        order by 1, 2
+        with combinations as (
+            select event_name, device_type, traffic_source
+            from analytics.agg_events_hourly
+            group by 1, 2, 3
+        ),
+        choices as (
+            select distinct c.kind, c.value
+            from combinations
+            cross join lateral (values
+                ('event_name', combinations.event_name),
+                ('device_type', combinations.device_type),
+                ('traffic_source', combinations.traffic_source)
+            ) as c (kind, value)
+            union all
+            select distinct c.kind, c.value
+            from analytics.dim_products
+            cross join lateral (values
+                ('product_category', dim_products.product_category),
+                ('product_brand', dim_products.product_brand)
+            ) as c (kind, value)
+        )
+        select kind, value from choices order by 1, 2
         """,
         {},
     )
