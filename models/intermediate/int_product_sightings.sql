@@ -4,34 +4,28 @@
 
 with
 
-staged_events as (
+event_products as (
     select
-        event_id,
-        event_at,
-        loaded_at,
-        is_bot,
         product_id,
         product_name,
         product_category,
         product_brand,
         product_price,
-        order_items
+        event_at,
+        loaded_at,
+        is_bot
     from {{ ref('stg_clickstream__events') }}
-    where is_valid
+    where is_valid and product_id is not null
 ),
 
-event_products as (
+purchase_events as (
     select
-        staged_events.product_id,
-        staged_events.product_name,
-        staged_events.product_category,
-        staged_events.product_brand,
-        staged_events.product_price,
-        staged_events.event_at,
-        staged_events.loaded_at,
-        staged_events.is_bot
-    from staged_events
-    where staged_events.product_id is not null
+        event_at,
+        loaded_at,
+        is_bot,
+        order_items
+    from {{ ref('stg_clickstream__events') }}
+    where is_valid and order_items is not null
 ),
 
 order_item_products as (
@@ -41,12 +35,11 @@ order_item_products as (
         {{ json_string('order_item.value', ['category']) }} as product_category,
         {{ json_string('order_item.value', ['brand']) }} as product_brand,
         {{ json_number('order_item.value', ['price']) }} as product_price,
-        staged_events.event_at,
-        staged_events.loaded_at,
-        staged_events.is_bot
-    from staged_events
-    cross join lateral {{ json_array_rows('staged_events.order_items') }} as order_item (value)
-    where staged_events.order_items is not null
+        purchase_events.event_at,
+        purchase_events.loaded_at,
+        purchase_events.is_bot
+    from purchase_events
+    cross join lateral {{ json_array_rows('purchase_events.order_items') }} as order_item (value)
 ),
 
 final as (

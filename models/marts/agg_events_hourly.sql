@@ -16,12 +16,13 @@ events as (
 ),
 
 {% if is_incremental() %}
+    {#- read fact_events directly: a second reference to the events CTE would materialise it whole #}
     touched_hours as (
         select distinct
-            events.event_date,
-            {{ utc_hour('events.event_at') }} as event_hour
-        from events
-        where events.dbt_updated_at > {{ run_watermark() }}
+            changed_events.event_date,
+            {{ utc_hour('changed_events.event_at') }} as event_hour
+        from {{ ref('fact_events') }} as changed_events
+        where changed_events.dbt_updated_at > {{ run_watermark() }}
     ),
 
     events_in_scope as (

@@ -19,10 +19,11 @@ funnels as (
 ),
 
 {% if is_incremental() %}
+    {#- read fact_funnels directly: a second reference to the funnels CTE would materialise it whole #}
     touched_dates as (
-        select distinct funnels.session_date
-        from funnels
-        where funnels.dbt_updated_at > {{ run_watermark() }}
+        select distinct changed_funnels.session_date
+        from {{ ref('fact_funnels') }} as changed_funnels
+        where changed_funnels.dbt_updated_at > {{ run_watermark() }}
     ),
 {% endif %}
 

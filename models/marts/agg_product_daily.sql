@@ -30,12 +30,15 @@ order_items as (
 ),
 
 {% if is_incremental() %}
+    {#- read the marts directly: a second reference to an import CTE would materialise it whole #}
     touched_dates as (
-        select events.event_date from events
-        where events.dbt_updated_at > {{ run_watermark() }}
+        select changed_events.event_date
+        from {{ ref('fact_events') }} as changed_events
+        where changed_events.dbt_updated_at > {{ run_watermark() }}
         union
-        select order_items.ordered_date from order_items
-        where order_items.dbt_updated_at > {{ run_watermark() }}
+        select changed_items.ordered_date
+        from {{ ref('fact_order_items') }} as changed_items
+        where changed_items.dbt_updated_at > {{ run_watermark() }}
     ),
 {% endif %}
 

@@ -25,10 +25,11 @@ events as (
 ),
 
 {% if is_incremental() %}
+    {#- read fact_events directly: a second reference to the events CTE would materialise it whole #}
     touched_users as (
-        select distinct events.user_key
-        from events
-        where events.dbt_updated_at > {{ run_watermark() }}
+        select distinct changed_events.user_key
+        from {{ ref('fact_events') }} as changed_events
+        where changed_events.dbt_updated_at > {{ run_watermark() }}
     ),
 
     user_events as (

@@ -91,13 +91,14 @@ new_events as (
             {% endfor -%}
         from {{ this }} as already_loaded
         where
+            {# the models themselves, not the import CTEs: a second reference would materialise them #}
             already_loaded.anonymous_id in (
-                select users_stitched.anonymous_id from users_stitched
-                where users_stitched.dbt_updated_at > {{ run_watermark() }}
+                select new_stitches.anonymous_id from {{ ref('int_users_stitched') }} as new_stitches
+                where new_stitches.dbt_updated_at > {{ run_watermark() }}
             )
             or already_loaded.product_id in (
-                select products.product_id from products
-                where products.attributes_changed_at > {{ run_watermark() }}
+                select changed_products.product_id from {{ ref('dim_products') }} as changed_products
+                where changed_products.attributes_changed_at > {{ run_watermark() }}
             )
     ),
 

@@ -27,10 +27,11 @@ events as (
 ),
 
 {% if is_incremental() %}
+    {#- read fact_events directly: a second reference to the events CTE would materialise it whole #}
     touched_sessions as (
-        select distinct events.session_id
-        from events
-        where events.dbt_updated_at > {{ run_watermark() }}
+        select distinct changed_events.session_id
+        from {{ ref('fact_events') }} as changed_events
+        where changed_events.dbt_updated_at > {{ run_watermark() }}
     ),
 
     session_events as (
