@@ -510,3 +510,25 @@ def test_import_shiny_still_gives_the_library():
     import shiny
 
     assert hasattr(shiny, "App") and "site-packages" in shiny.__file__
+
+
+def test_app_started_while_database_down_fills_in_when_it_is_back(page, known_db, start_server):
+    proxy = TcpProxy(int(known_db["PGPORT"]))  # not started: the database is unreachable
+    try:
+        server = start_server(dict(known_db, PGPORT=str(proxy.port)))
+        page.goto(server.url)
+        expect(page.locator(".db-banner")).to_be_visible(timeout=30_000)
+        expect(page.locator("#ov_funnel-message .widget-error")).to_be_visible()
+        no_output_errors(page)
+
+        proxy.start()
+        expect(page.locator(".db-banner")).to_have_count(0, timeout=30_000)
+        wait_sql(page, "ov_funnel", "agg_funnel_daily")
+        controller.InputDateRange(page, "ov_dates").expect_value((START.isoformat(), END.isoformat()))
+        assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel()
+        controller.InputSelectize(page, "ov_devices").set(["mobile"])
+        wait_sql(page, "ov_funnel", "ARRAY['mobile']")
+        assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel(["mobile"])
+        no_output_errors(page)
+    finally:
+        proxy.stop()
