@@ -30,11 +30,13 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
+    def __init__(self, clear_line: bool = False) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+        # on a terminal, a log line first wipes the progress line it interrupts
+        self.prefix = "\r\033[K" if clear_line else ""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        text = self.prefix + super().format(record)
         if record.levelno >= logging.WARNING:
             context = _context(record)
             if context:
@@ -45,7 +47,7 @@ class TextFormatter(logging.Formatter):
 def setup_logging(json_lines: bool, level: int = logging.INFO) -> None:
     """Replace the root handlers (the Lambda runtime installs its own) with ours."""
     handler = logging.StreamHandler(sys.stdout if json_lines else sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter(clear_line=sys.stderr.isatty()))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
