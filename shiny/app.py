@@ -260,6 +260,11 @@ def funnel_page(c: dict):
             ui.input_radio_buttons("fn_breakdown", "Breakdown", FUNNEL_BREAKDOWN_LABELS, inline=True),
         ),
         ui.output_ui("fn_kpis"),
+        ui.tags.details(
+            ui.tags.summary("Show SQL of these figures", class_="small text-muted"),
+            ui.output_code("fn_kpis_sql", placeholder=False),
+            class_="sql-details mb-2",
+        ),
         ui.layout_columns(
             widget_ui("fn_steps", "Sessions at each step", kind="both"),
             widget_ui("fn_breakdown_card", "Funnel side by side", kind="both"),
@@ -571,6 +576,10 @@ def server(input: Inputs, output: Outputs, session: Session):
             ),
             col_widths={"sm": 12, "md": 6, "lg": 3},
         )
+
+    @render.code
+    def fn_kpis_sql():
+        return "\n\n".join(r.sql or "-- no query ran" for r in (fn_steps(), fn_time()))
 
     widget_server(
         "fn_steps", fn_steps, "both", plots.funnel_figure, _steps_table, filename="funnel_steps.csv"
