@@ -56,7 +56,12 @@ def run_dbt_build(project_dir: Path, profiles_dir: Path, *, in_lambda: bool = Fa
         outcome.results.append(entry)
         if entry["resource_type"] in ("model", "seed", "snapshot") and status == "success":
             outcome.models_built += 1
-        level = logging.INFO if status in ("success", "pass", "skipped") else logging.ERROR
+        level = {
+            "warn": logging.WARNING,
+            "error": logging.ERROR,
+            "fail": logging.ERROR,
+            "runtime error": logging.ERROR,
+        }.get(status, logging.INFO)
         rows_text = f"{rows} rows affected" if rows is not None and rows >= 0 else "rows affected unknown"
         log.log(
             level,
