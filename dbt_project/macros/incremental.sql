@@ -104,3 +104,17 @@
     values ('{{ this.identifier }}', {{ run_timestamp() }})
     on conflict (model_name) do update set last_run_started_at = excluded.last_run_started_at
 {%- endmacro %}
+
+{# a filter condition that applies only to incremental runs ('true' on a full build) #}
+{% macro when_incremental(condition) -%}
+    {%- if is_incremental() -%}{{ condition }}{%- else -%}true{%- endif -%}
+{%- endmacro %}
+
+{# incremental runs: the row's key is not in the model yet ('true' on a full build) #}
+{% macro not_in_this(column, alias) -%}
+    {%- if is_incremental() -%}
+        not exists (select 1 from {{ this }} as already_loaded where already_loaded.{{ column }} = {{ alias }}.{{ column }})
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}

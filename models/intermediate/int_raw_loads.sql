@@ -33,12 +33,7 @@ final as (
         loads.loaded_at,
         {{ run_timestamp() }} as dbt_updated_at
     from loads
-    {% if is_incremental() -%}
-        where not exists (
-            select 1 from {{ this }} as already_seen
-            where already_seen.loaded_at = loads.loaded_at
-        )
-    {%- endif %}
+    where {{ not_in_this('loaded_at', 'loads') }}
 )
 
 select * from final

@@ -27,9 +27,7 @@ identified_events as (
     where
         is_valid
         and user_id is not null
-        {% if is_incremental() -%}
-            and {{ in_unprocessed_loads() }}
-        {%- endif %}
+        and {{ when_incremental(in_unprocessed_loads()) }}
 ),
 
 ranked as (
@@ -56,12 +54,7 @@ first_sightings as (
     from ranked
     where
         ranked.sighting_number = 1
-        {% if is_incremental() -%}
-            and not exists (
-                select 1 from {{ this }} as already_loaded
-                where already_loaded.anonymous_id = ranked.anonymous_id
-            )
-        {%- endif %}
+        and {{ not_in_this('anonymous_id', 'ranked') }}
 ),
 
 final as (

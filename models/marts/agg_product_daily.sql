@@ -53,9 +53,7 @@ event_counts as (
     from events
     where
         events.event_name in ('product_view', 'add_to_cart')
-        {% if is_incremental() -%}
-            and events.event_date in (select touched_dates.event_date from touched_dates)
-        {%- endif %}
+        and {{ when_incremental('events.event_date in (select touched_dates.event_date from touched_dates)') }}
     group by 1, 2, 3, 4
 ),
 

@@ -28,9 +28,7 @@ sightings as (
         {% if var('exclude_bots') -%}
             and not is_bot
         {%- endif %}
-        {% if is_incremental() -%}
-            and {{ in_unprocessed_loads() }}
-        {%- endif %}
+        and {{ when_incremental(in_unprocessed_loads()) }}
 ),
 
 sighting_spans as (

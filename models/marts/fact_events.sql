@@ -26,9 +26,7 @@ staged_events as (
     from {{ ref('stg_clickstream__events') }}
     where
         is_valid
-        {% if is_incremental() -%}
-            and {{ in_unprocessed_loads() }}
-        {%- endif %}
+        and {{ when_incremental(in_unprocessed_loads()) }}
 ),
 
 users_stitched as (
@@ -75,12 +73,7 @@ new_events as (
         {% if var('exclude_bots') -%}
             and not ranked_copies.is_bot
         {%- endif %}
-        {% if is_incremental() -%}
-            and not exists (
-                select 1 from {{ this }} as already_loaded
-                where already_loaded.event_id = ranked_copies.event_id
-            )
-        {%- endif %}
+        and {{ not_in_this('event_id', 'ranked_copies') }}
 ),
 
 {% if is_incremental() %}

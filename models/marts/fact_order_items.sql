@@ -18,9 +18,7 @@ purchase_events as (
     where
         event_name = 'purchase'
         and order_id is not null
-        {% if is_incremental() -%}
-            and dbt_updated_at > {{ run_watermark() }}
-        {%- endif %}
+        and {{ when_incremental('dbt_updated_at > ' ~ run_watermark()) }}
 ),
 
 first_purchase_per_order as (

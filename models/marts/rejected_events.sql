@@ -21,9 +21,7 @@ staged_events as (
     from {{ ref('stg_clickstream__events') }}
     where
         not is_valid
-        {% if is_incremental() -%}
-            and {{ in_unprocessed_loads() }}
-        {%- endif %}
+        and {{ when_incremental(in_unprocessed_loads()) }}
 ),
 
 final as (
