@@ -192,3 +192,10 @@ def test_bots_stay_when_exclude_bots_is_off(messy_warehouse, dbt):
     bots = rawdata.query(env, "select count(*) from analytics.fact_events where is_bot")
     assert bots == [(2,)]
     dbt(env, "build", "--full-refresh")
+
+
+def test_source_freshness_errors_on_stale_raw_data(messy_warehouse, dbt):
+    env, *_rest = messy_warehouse  # newest load: 2026-03-02 12:00 UTC, long past error_after
+    result = dbt(env, "source", "freshness", check=False)
+    assert result.returncode != 0
+    assert "ERROR STALE" in result.stdout
