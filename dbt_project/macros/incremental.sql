@@ -118,3 +118,17 @@
         true
     {%- endif -%}
 {%- endmacro %}
+
+{# column is one of the values a subquery returns. On postgres the list is built once (an
+   array from an init plan) so an index on column is used however few values there are. #}
+{% macro in_subquery(column, subquery) -%}
+    {{ return(adapter.dispatch('in_subquery', 'clickstream_analytics')(column, subquery)) }}
+{%- endmacro %}
+
+{% macro default__in_subquery(column, subquery) -%}
+    {{ column }} in ({{ subquery }})
+{%- endmacro %}
+
+{% macro postgres__in_subquery(column, subquery) -%}
+    {{ column }} = any(array({{ subquery }}))
+{%- endmacro %}

@@ -31,7 +31,7 @@ events as (
             {{ utc_hour('events.event_at') }} as event_hour
         from events
         where
-            events.event_date in (select touched_hours.event_date from touched_hours)
+            {{ in_subquery('events.event_date', 'select touched_hours.event_date from touched_hours') }}
             and {{ utc_hour('events.event_at') }} in (select touched_hours.event_hour from touched_hours)
     ),
 {% else %}

@@ -39,7 +39,7 @@ final as (
         {{ run_timestamp() }} as dbt_updated_at
     from funnels
     {% if is_incremental() -%}
-        where funnels.session_date in (select touched_dates.session_date from touched_dates)
+        where {{ in_subquery('funnels.session_date', 'select touched_dates.session_date from touched_dates') }}
     {%- endif %}
     group by 1, 2, 3
 )

@@ -53,7 +53,7 @@ event_counts as (
     from events
     where
         events.event_name in ('product_view', 'add_to_cart')
-        and {{ when_incremental('events.event_date in (select touched_dates.event_date from touched_dates)') }}
+        and {{ when_incremental(in_subquery('events.event_date', 'select touched_dates.event_date from touched_dates')) }}
     group by 1, 2, 3, 4
 ),
 
@@ -68,7 +68,7 @@ purchase_counts as (
         sum(order_items.item_revenue) as revenue
     from order_items
     {% if is_incremental() -%}
-        where order_items.ordered_date in (select touched_dates.event_date from touched_dates)
+        where {{ in_subquery('order_items.ordered_date', 'select touched_dates.event_date from touched_dates') }}
     {%- endif %}
     group by 1, 2, 3, 4
 ),

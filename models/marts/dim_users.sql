@@ -35,8 +35,7 @@ events as (
     user_events as (
         select events.*
         from events
-        inner join touched_users
-            on events.user_key = touched_users.user_key
+        where {{ in_subquery('events.user_key', 'select touched_users.user_key from touched_users') }}
     ),
 {% else %}
     user_events as (

@@ -27,7 +27,13 @@ events as (
         event_name,
         event_at
     from {{ ref('fact_events') }}
-    where event_name in ('{{ steps | join("', '") }}')
+    where
+        event_name in ('{{ steps | join("', '") }}')
+        and {{ when_incremental(in_subquery(
+            'session_id',
+            'select changed_sessions.session_id from ' ~ ref('fact_sessions')
+            ~ ' as changed_sessions where changed_sessions.dbt_updated_at > ' ~ run_watermark(),
+        )) }}
 ),
 
 funnel_events as (

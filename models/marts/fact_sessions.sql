@@ -37,8 +37,7 @@ events as (
     session_events as (
         select events.*
         from events
-        inner join touched_sessions
-            on events.session_id = touched_sessions.session_id
+        where {{ in_subquery('events.session_id', 'select touched_sessions.session_id from touched_sessions') }}
     ),
 {% else %}
     session_events as (
