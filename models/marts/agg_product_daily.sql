@@ -53,7 +53,9 @@ event_counts as (
     from events
     where
         events.event_name in ('product_view', 'add_to_cart')
-        and {{ when_incremental(in_subquery('events.event_date', 'select touched_dates.event_date from touched_dates')) }}
+        and {{ when_incremental(
+            in_subquery('events.event_date', 'select touched_dates.event_date from touched_dates')
+        ) }}
     group by 1, 2, 3, 4
 ),
 
