@@ -38,11 +38,16 @@ do $$
 declare
     attempt integer;
 begin
-    begin
-        execute format('create role %I login', '{{ role }}');
-    exception when duplicate_object or unique_violation then
-        null;
-    end;
+    -- where the dbt user may not manage roles (a managed warehouse whose roles are made by
+    -- infra/warehouse/roles.sql) each step warns instead of failing the run
+    if not exists (select 1 from pg_roles where rolname = '{{ role }}') then
+        begin
+            execute format('create role %I login', '{{ role }}');
+        exception
+            when duplicate_object or unique_violation then null;  -- a concurrent run made it
+            when insufficient_privilege then raise warning 'cannot create role {{ role }}: %', sqlerrm;
+        end;
+    end if;
     for attempt in 1..20 loop
         begin
             execute format(
@@ -51,28 +56,39 @@ begin
             );
             execute format('alter role %I set search_path = analytics', '{{ role }}');
             exit;
-        exception when others then
-            -- a concurrent run altered the same role ("tuple concurrently updated"): retry
-            if attempt = 20 then
-                raise;
-            end if;
-            perform pg_sleep(0.05 * attempt);
+        exception
+            when insufficient_privilege or undefined_object then
+                raise warning 'cannot alter role {{ role }}: %', sqlerrm;
+                exit;
+            when others then
+                -- a concurrent run altered the same role ("tuple concurrently updated"): retry
+                if attempt = 20 then
+                    raise;
+                end if;
+                perform pg_sleep(0.05 * attempt);
         end;
     end loop;
+    if not exists (select 1 from pg_roles where rolname = '{{ role }}') then
+        return;
+    end if;
 
-    execute format('grant connect on database %I to %I', current_database(), '{{ role }}');
-    if exists (select 1 from pg_namespace where nspname = 'raw') then
-        revoke all on schema raw from public;
-        execute format('revoke all on schema raw from %I', '{{ role }}');
-        execute format('revoke all on all tables in schema raw from %I', '{{ role }}');
-    end if;
-    if exists (select 1 from pg_namespace where nspname = 'staging') then
-        revoke all on schema staging from public;
-    end if;
-    if exists (select 1 from pg_namespace where nspname = 'intermediate') then
-        revoke all on schema intermediate from public;
-    end if;
-    revoke create on schema public from public;
+    begin
+        execute format('grant connect on database %I to %I', current_database(), '{{ role }}');
+        if exists (select 1 from pg_namespace where nspname = 'raw') then
+            revoke all on schema raw from public;
+            execute format('revoke all on schema raw from %I', '{{ role }}');
+            execute format('revoke all on all tables in schema raw from %I', '{{ role }}');
+        end if;
+        if exists (select 1 from pg_namespace where nspname = 'staging') then
+            revoke all on schema staging from public;
+        end if;
+        if exists (select 1 from pg_namespace where nspname = 'intermediate') then
+            revoke all on schema intermediate from public;
+        end if;
+        revoke create on schema public from public;
+    exception when insufficient_privilege then
+        raise warning 'could not revoke access outside analytics: %', sqlerrm;
+    end;
     if exists (select 1 from pg_namespace where nspname = 'analytics') then
         execute format('grant usage on schema analytics to %I', '{{ role }}');
         execute format('revoke create on schema analytics from %I', '{{ role }}');
