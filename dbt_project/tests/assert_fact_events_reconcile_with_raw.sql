@@ -1,5 +1,7 @@
 {#- Reconciliation: the distinct event_ids among valid raw lines equal the rows of fact_events
-    plus the bots it leaves out (var exclude_bots). Returns a row (a failure) when they differ. -#}
+    plus the bots it leaves out (var exclude_bots). Returns a row (a failure) when they differ.
+    It reads every raw line: tagged so a frequent build can skip it (--exclude tag:full_scan). -#}
+{{ config(tags=['full_scan']) }}
 
 with
 

@@ -199,3 +199,20 @@ def test_source_freshness_errors_on_stale_raw_data(messy_warehouse, dbt):
     result = dbt(env, "source", "freshness", check=False)
     assert result.returncode != 0
     assert "ERROR STALE" in result.stdout
+
+
+def test_reconciliation_test_catches_a_lost_event(fresh_db, dbt):
+    rawdata.create_raw_schema(fresh_db)
+    rawdata.insert_raw(fresh_db, rawdata.shop_traffic(10, seed=5))
+    dbt(fresh_db, "build")
+    select = ["--select", "assert_fact_events_reconcile_with_raw"]
+    assert dbt(fresh_db, "test", *select, check=False).returncode == 0
+    conn = rawdata.connect(fresh_db)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "delete from analytics.fact_events where ctid = (select min(ctid) from analytics.fact_events)"
+        )
+    conn.close()
+    failed = dbt(fresh_db, "test", *select, check=False)
+    assert failed.returncode != 0
+    assert "FAIL 1 assert_fact_events_reconcile_with_raw" in failed.stdout
