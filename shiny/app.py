@@ -78,16 +78,14 @@ def fetch(state: DbState | None, fn: Callable[..., QueryResult], *args, **kwargs
             state.failed = True
         log.warning("database unavailable", extra={"query": fn.__name__, "error": str(exc)[:200]})
         return QueryResult(name=fn.__name__, sql="", error="The database cannot be reached right now.")
-    except ValueError as exc:  # an input outside its whitelist (a tampered client)
+    except (ValueError, TypeError, ArithmeticError) as exc:  # an input outside its whitelist / type
         log.warning("rejected input", extra={"query": fn.__name__, "error": str(exc)[:200]})
         return QueryResult(name=fn.__name__, sql="", error="That choice is not available.")
     except psycopg2.errors.UndefinedTable:
         return QueryResult(
             name=fn.__name__, sql="", error="The warehouse has no marts yet: run the loader / dbt build."
         )
-    except psycopg2.Error as exc:
-        if state is not None:
-            state.failed = True
+    except psycopg2.Error as exc:  # e.g. a statement timeout: not an outage, no automatic retry
         log.exception("query failed", extra={"query": fn.__name__})
         return QueryResult(name=fn.__name__, sql="", error=f"The query failed: {exc.pgerror or exc}".strip())
 
@@ -594,7 +592,10 @@ def server(input: Inputs, output: Outputs, session: Session):
 
     # -- products
     def product_filters() -> dict:
-        lo, hi = input.pr_price()
+        try:
+            lo, hi = (float(v) for v in input.pr_price())
+        except (TypeError, ValueError):  # not a pair of numbers (a tampered client): no price filter
+            lo = hi = None
         return {
             "categories": input.pr_categories(),
             "brands": input.pr_brands(),

@@ -394,6 +394,8 @@ def test_injection_through_browser_inputs_changes_nothing(page, app_url, admin):
     expect(page.locator("#pr_products-message .widget-empty")).to_be_visible()
     page.evaluate("Shiny.setInputValue('pr_rank', 'views; drop table analytics.dim_products')")
     expect(page.locator("#pr_products-message .widget-error")).to_be_visible()
+    page.evaluate("Shiny.setInputValue('pr_price', ['0; drop table analytics.dim_products', 5])")
+    wait_sql(page, "pr_rare", "NULL::numeric is null or p.product_price >=")  # not a number: no price filter
     no_output_errors(page)
     assert counts() == before
 
