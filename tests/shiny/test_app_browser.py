@@ -98,7 +98,47 @@ def same(text: str, value) -> bool:
     return text == str(value)
 
 
+def eventually(check, timeout: float = 20.0):
+    """Retry an assertion until it holds: a DataGrid re-renders a moment after its new value
+    arrives, and longer on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except (AssertionError, ValueError, IndexError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+def _assert_equal(got, want) -> None:
+    assert got == want
+
+
+def heatmap_cells(page: Page) -> dict:
+    z = figure_data(page, "ac_heatmap")[0]["z"]
+    return {(d + 1, h): v for d, row in enumerate(z) for h, v in enumerate(row) if v}
+
+
+def counts_equal(page: Page, widget: str, expected: list[int]) -> None:
+    def check():
+        assert [int(r[1]) for r in table_rows(page, widget)] == expected
+
+    eventually(check)
+
+
+def first_column_equal(page: Page, widget: str, expected: list[str]) -> None:
+    def check():
+        assert [r[0] for r in table_rows(page, widget)] == expected
+
+    eventually(check)
+
+
 def assert_table_equals(page: Page, widget: str, df, columns: list[str] | None = None) -> None:
+    eventually(lambda: _table_equals(page, widget, df, columns))
+
+
+def _table_equals(page: Page, widget: str, df, columns: list[str] | None = None) -> None:
     header = table_header(page, widget)
     rows = table_rows(page, widget)
     columns = columns or list(df.columns)
@@ -149,32 +189,34 @@ def test_overview_numbers_follow_every_filter(page, app_url, reader, admin):
 
     controller.InputSelectize(page, "ov_devices").set(["mobile"])
     wait_sql(page, "ov_funnel", "ARRAY['mobile']")
-    assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel(["mobile"])
+    counts_equal(page, "ov_funnel", k.expected_funnel(["mobile"]))
 
     controller.InputSelectize(page, "ov_sources").set(["google"])
     wait_sql(page, "ov_funnel", "ARRAY['mobile']", "ARRAY['google']")
     expected = k.expected_funnel(["mobile"], ["google"])
-    assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == expected
+    counts_equal(page, "ov_funnel", expected)
     drop = table_rows(page, "ov_funnel")[1][3]
     assert float(drop) == pytest.approx(round(100 - 100 * expected[1] / expected[0], 1))
 
     # events per day: one trace per selected event type, values as in the SQL
     wait_sql(page, "ov_daily", "ARRAY['mobile']", "ARRAY['google']")
-    traces = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in figure_data(page, "ov_daily")}
     names = ["add_to_cart", "page_view", "product_view", "purchase"]
     want = k.expected_events_per_day(names, ["mobile"], ["google"])
-    assert {(date.fromisoformat(x), n): y for n, t in traces.items() for x, y in t.items()} == want
+
+    def daily_matches():
+        traces = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in figure_data(page, "ov_daily")}
+        assert {(date.fromisoformat(x), n): y for n, t in traces.items() for x, y in t.items()} == want
+
+    eventually(daily_matches)
 
     controller.InputSelectize(page, "ov_events").set(["page_view"])
     wait_sql(page, "ov_daily", "ARRAY['page_view']::text[]")
-    assert [t["name"] for t in figure_data(page, "ov_daily")] == ["page_view"]
+    eventually(lambda: _assert_equal([t["name"] for t in figure_data(page, "ov_daily")], ["page_view"]))
 
     controller.InputDateRange(page, "ov_dates").set(("2026-03-03", "2026-03-03"))
     wait_sql(page, "ov_funnel", "'2026-03-03'::date and '2026-03-03'::date")
     day = date(2026, 3, 3)
-    assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel(
-        ["mobile"], ["google"], day, day
-    )
+    counts_equal(page, "ov_funnel", k.expected_funnel(["mobile"], ["google"], day, day))
 
     # top products equal the query function's rows and the shown SQL's rows in psql
     wait_sql(page, "ov_products", "'2026-03-03'::date")
@@ -206,7 +248,7 @@ def test_funnel_page(page, app_url, reader):
     expect(page.locator(".kpi-pv-checkout")).to_have_text(str(checkout))
     median_minutes = statistics.median(k.expected_seconds_to_purchase()) / 60
     expect(page.locator(".kpi-median")).to_have_text(f"{median_minutes:.1f} min")
-    assert [int(r[1]) for r in table_rows(page, "fn_steps")] == expected
+    counts_equal(page, "fn_steps", expected)
     kpi_sql = page.evaluate("document.getElementById('fn_kpis_sql').textContent")
     assert "analytics.fact_funnels" in kpi_sql and "analytics.agg_funnel_daily" in kpi_sql
 
@@ -219,20 +261,16 @@ def test_funnel_page(page, app_url, reader):
 
     controller.InputRadioButtons(page, "fn_breakdown").set("week")
     wait_sql(page, "fn_breakdown_card", "date_trunc('week'")
-    assert [r[0] for r in table_rows(page, "fn_breakdown_card")] == ["2026-03-02"]
+    first_column_equal(page, "fn_breakdown_card", ["2026-03-02"])
 
     controller.InputSelectize(page, "fn_devices").set(["desktop"])
     controller.InputSelectize(page, "fn_sources").set(["google", "newsletter"])
     wait_sql(page, "fn_steps", "ARRAY['desktop']", "ARRAY['google','newsletter']")
-    assert [int(r[1]) for r in table_rows(page, "fn_steps")] == k.expected_funnel(
-        ["desktop"], ["google", "newsletter"]
-    )
+    counts_equal(page, "fn_steps", k.expected_funnel(["desktop"], ["google", "newsletter"]))
     controller.InputDateRange(page, "fn_dates").set(("2026-03-04", "2026-03-04"))
     wait_sql(page, "fn_steps", "'2026-03-04'::date and '2026-03-04'::date")
     day = date(2026, 3, 4)
-    assert [int(r[1]) for r in table_rows(page, "fn_steps")] == k.expected_funnel(
-        ["desktop"], ["google", "newsletter"], day, day
-    )
+    counts_equal(page, "fn_steps", k.expected_funnel(["desktop"], ["google", "newsletter"], day, day))
     no_output_errors(page)
 
 
@@ -254,12 +292,12 @@ def test_products_page(page, app_url, reader):
     controller.InputSelect(page, "pr_rank").set("revenue")
     wait_sql(page, "pr_products", "measured.revenue desc")
     df = queries.product_performance(reader, START, END, "revenue", price_min=12, price_max=200).df
-    assert [r[0] for r in table_rows(page, "pr_products")] == list(df["product_id"])
+    first_column_equal(page, "pr_products", list(df["product_id"]))
 
     controller.InputSelectize(page, "pr_categories").set(["shoes", "bags"])
     controller.InputSelectize(page, "pr_brands").set(["acme"])
     wait_sql(page, "pr_products", "ARRAY['shoes','bags']", "ARRAY['acme']")
-    assert sorted(r[0] for r in table_rows(page, "pr_products")) == ["P1", "P3"]
+    first_column_equal(page, "pr_products", ["P1", "P3"])  # ranked by revenue: P1 (240) before P3 (25)
     wait_sql(page, "pr_by_category", "ARRAY['acme']")
     df = queries.product_rollup(
         reader,
@@ -275,7 +313,7 @@ def test_products_page(page, app_url, reader):
 
     page.evaluate("Shiny.setInputValue('pr_price', [50, 90])")
     wait_sql(page, "pr_products", "p.product_price >= 50")
-    assert [r[0] for r in table_rows(page, "pr_products")] == ["P1"]
+    first_column_equal(page, "pr_products", ["P1"])
 
     controller.InputDateRange(page, "pr_dates").set(("2026-03-04", "2026-03-04"))
     wait_sql(page, "pr_by_brand", "'2026-03-04'::date")
@@ -299,24 +337,29 @@ def test_activity_page(page, app_url, reader):
     wait_sql(page, "ac_heatmap", "agg_events_hourly")
     names = ["add_to_cart", "page_view", "product_view", "purchase"]
     _, _, grid = k.expected_local("UTC", names, START, END)
-    z = figure_data(page, "ac_heatmap")[0]["z"]
-    assert {(d + 1, h): v for d, row in enumerate(z) for h, v in enumerate(row) if v} == dict(grid)
+    eventually(lambda: _assert_equal(heatmap_cells(page), dict(grid)))
 
     controller.InputSelect(page, "ac_tz").set("Asia/Kolkata")
     wait_sql(page, "ac_heatmap", "'Asia/Kolkata'")
     _, days, grid = k.expected_local("Asia/Kolkata", names, START, END)
-    z = figure_data(page, "ac_heatmap")[0]["z"]
-    assert {(d + 1, h): v for d, row in enumerate(z) for h, v in enumerate(row) if v} == dict(grid)
+    eventually(lambda: _assert_equal(heatmap_cells(page), dict(grid)))
     wait_sql(page, "ac_hourly", "'Asia/Kolkata'")
-    hours = [x for t in figure_data(page, "ac_hourly") for x in t["x"]]
-    assert all(x.endswith(":30:00") or x.endswith(":30") for x in hours)  # UTC+05:30
+
+    def hours_at_half_past():  # UTC+05:30
+        hours = [x for t in figure_data(page, "ac_hourly") for x in t["x"]]
+        assert hours and all(x.endswith((":30:00", ":30")) for x in hours)
+
+    eventually(hours_at_half_past)
     wait_sql(page, "ac_daily", "'Asia/Kolkata'")
-    shown = {
-        (date.fromisoformat(x[:10]), t["name"]): y
-        for t in figure_data(page, "ac_daily")
-        for x, y in zip(t["x"], t["y"], strict=True)
-    }
-    assert shown == dict(days)
+
+    def daily_shown():
+        return {
+            (date.fromisoformat(x[:10]), t["name"]): y
+            for t in figure_data(page, "ac_daily")
+            for x, y in zip(t["x"], t["y"], strict=True)
+        }
+
+    eventually(lambda: _assert_equal(daily_shown(), dict(days)))
 
     controller.InputRadioButtons(page, "ac_breakdown").set("traffic_source")
     wait_sql(page, "ac_breakdown_card", "h.traffic_source as breakdown")
@@ -375,7 +418,7 @@ def test_injection_through_browser_inputs_changes_nothing(page, app_url, admin):
     open_app(page, app_url)
     page.evaluate("a => Shiny.setInputValue('ov_devices', [a])", attack)
     wait_sql(page, "ov_funnel", "or ''1''=''1''")
-    assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == [0, 0, 0, 0, 0]
+    counts_equal(page, "ov_funnel", [0, 0, 0, 0, 0])
     expect(page.locator("#ov_products-message .widget-empty")).to_be_visible()
 
     controller.NavsetBar(page, "page").set("funnel")
@@ -481,7 +524,7 @@ def test_database_outage_shows_banner_and_recovers(page, known_db, start_server)
         env = dict(known_db, PGPORT=str(proxy.port))
         server = start_server(env)
         open_app(page, server.url)
-        assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel()
+        counts_equal(page, "ov_funnel", k.expected_funnel())
         expect(page.locator(".db-banner")).to_have_count(0)
 
         proxy.stop()
@@ -495,7 +538,7 @@ def test_database_outage_shows_banner_and_recovers(page, known_db, start_server)
         expect(page.locator(".db-banner")).to_have_count(0, timeout=30_000)
         wait_sql(page, "ov_funnel", "ARRAY['tablet']")
         expect(page.locator("#ov_funnel-message .widget-error")).to_have_count(0)
-        assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel(["tablet"])
+        counts_equal(page, "ov_funnel", k.expected_funnel(["tablet"]))
         no_output_errors(page)
     finally:
         proxy.stop()
@@ -529,10 +572,10 @@ def test_app_started_while_database_down_fills_in_when_it_is_back(page, known_db
         expect(page.locator(".db-banner")).to_have_count(0, timeout=30_000)
         wait_sql(page, "ov_funnel", "agg_funnel_daily")
         controller.InputDateRange(page, "ov_dates").expect_value((START.isoformat(), END.isoformat()))
-        assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel()
+        counts_equal(page, "ov_funnel", k.expected_funnel())
         controller.InputSelectize(page, "ov_devices").set(["mobile"])
         wait_sql(page, "ov_funnel", "ARRAY['mobile']")
-        assert [int(r[1]) for r in table_rows(page, "ov_funnel")] == k.expected_funnel(["mobile"])
+        counts_equal(page, "ov_funnel", k.expected_funnel(["mobile"]))
         no_output_errors(page)
     finally:
         proxy.stop()
