@@ -28,7 +28,9 @@ def pins(path: Path) -> dict[str, str]:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("PG")}
+    env = {
+        k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith(("PG", "DASHBOARD_PG"))
+    }
     env.update(extra)
     return env
 
