@@ -12,7 +12,7 @@ echo "[lint] ruff format --check"
 echo "[lint] sqlfluff lint models"
 # the dbt templater compiles the project: it needs the warehouse reachable
 scripts/services.sh pg-up
-DBT_TARGET_PATH="$PROJECT_ROOT/.local/sqlfluff-target" .venv/bin/sqlfluff lint models dbt_project/macros --disable-progress-bar
+DBT_TARGET_PATH="$PROJECT_ROOT/.local/sqlfluff-target" .venv/bin/sqlfluff lint models --disable-progress-bar
 if [ -x scripts/lint-infra.sh ]; then
     scripts/lint-infra.sh
 fi
