@@ -407,25 +407,66 @@ def funnel_breakdown(conn, start: date, end: date, dimension: str, devices=None,
 
 def funnel_time_to_convert(conn, start: date, end: date, devices=None, sources=None) -> QueryResult:
     """Median (and quartiles of) time from first page view to purchase, and how many sessions
-    that viewed a product reached checkout, from `fact_funnels`."""
+    that viewed a product reached checkout, from `agg_time_to_purchase_daily` (exact
+    seconds_to_purchase values with their session counts). The quartiles are
+    `percentile_cont`'s, computed over the weighted rows: the value at rank floor(pos) plus the
+    fraction of the way to the value at rank ceil(pos), pos = 1 + q * (n - 1)."""
     return run(
         conn,
         "funnel_time_to_convert",
         """
-        select count(*) filter (where purchase_at is not null)::bigint as purchasing_sessions,
-               percentile_cont(0.5) within group (order by seconds_to_purchase)
-                   filter (where purchase_at is not null) as median_seconds_to_purchase,
-               percentile_cont(0.25) within group (order by seconds_to_purchase)
-                   filter (where purchase_at is not null) as p25_seconds_to_purchase,
-               percentile_cont(0.75) within group (order by seconds_to_purchase)
-                   filter (where purchase_at is not null) as p75_seconds_to_purchase,
-               count(*) filter (where product_view_at is not null)::bigint as product_view_sessions,
-               count(*) filter (where product_view_at is not null and checkout_start_at is not null)::bigint
-                   as product_view_to_checkout_sessions
-        from analytics.fact_funnels
-        where session_date between %(start)s and %(end)s
-          and (%(devices)s::text[] is null or device_type = any(%(devices)s::text[]))
-          and (%(sources)s::text[] is null or traffic_source = any(%(sources)s::text[]))
+        with filtered as (
+            select seconds_to_purchase, purchase_sessions, product_view_sessions,
+                   product_view_to_checkout_sessions
+            from analytics.agg_time_to_purchase_daily
+            where session_date between %(start)s and %(end)s
+              and (%(devices)s::text[] is null or device_type = any(%(devices)s::text[]))
+              and (%(sources)s::text[] is null or traffic_source = any(%(sources)s::text[]))
+        ),
+        totals as (
+            select coalesce(sum(purchase_sessions), 0)::bigint as purchasing_sessions,
+                   coalesce(sum(product_view_sessions), 0)::bigint as product_view_sessions,
+                   coalesce(sum(product_view_to_checkout_sessions), 0)::bigint
+                       as product_view_to_checkout_sessions,
+                   coalesce(sum(purchase_sessions) filter (where seconds_to_purchase is not null), 0)
+                       as timed_sessions
+            from filtered
+        ),
+        ranked as (
+            select seconds_to_purchase as seconds,
+                   sum(sum(purchase_sessions)) over (order by seconds_to_purchase) as up_to
+            from filtered
+            where seconds_to_purchase is not null and purchase_sessions > 0
+            group by seconds_to_purchase
+        ),
+        positions as (
+            select q.quantile, 1 + q.quantile * (totals.timed_sessions - 1) as pos
+            from totals
+            cross join (values (0.25::float8), (0.5::float8), (0.75::float8)) as q (quantile)
+            where totals.timed_sessions > 0
+        ),
+        quantiles as (
+            select positions.quantile,
+                   lo.seconds::float8
+                       + (hi.seconds::float8 - lo.seconds::float8) * (positions.pos - floor(positions.pos))
+                       as seconds
+            from positions
+            cross join lateral (
+                select ranked.seconds from ranked where ranked.up_to >= floor(positions.pos)
+                order by ranked.seconds limit 1
+            ) as lo
+            cross join lateral (
+                select ranked.seconds from ranked where ranked.up_to >= ceil(positions.pos)
+                order by ranked.seconds limit 1
+            ) as hi
+        )
+        select totals.purchasing_sessions,
+               (select seconds from quantiles where quantile = 0.5) as median_seconds_to_purchase,
+               (select seconds from quantiles where quantile = 0.25) as p25_seconds_to_purchase,
+               (select seconds from quantiles where quantile = 0.75) as p75_seconds_to_purchase,
+               totals.product_view_sessions,
+               totals.product_view_to_checkout_sessions
+        from totals
         """,
         _common(start, end, devices, sources),
     )
@@ -800,8 +841,8 @@ def campaign_sessions_per_day(
         "campaign_sessions_per_day",
         """
         with daily as (
-            select session_date, coalesce(traffic_campaign, '(none)') as campaign, count(*)::bigint as sessions
-            from analytics.fact_sessions
+            select session_date, coalesce(traffic_campaign, '(none)') as campaign, sum(sessions)::bigint as sessions
+            from analytics.agg_campaign_daily
             where session_date between %(start)s and %(end)s
               and (%(devices)s::text[] is null or device_type = any(%(devices)s::text[]))
               and (%(sources)s::text[] is null or traffic_source = any(%(sources)s::text[]))

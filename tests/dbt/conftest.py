@@ -22,6 +22,8 @@ MART_KEYS = {
     "agg_events_hourly": "event_hour, event_name, device_type, traffic_source",
     "agg_product_daily": "event_date, product_id, device_type, traffic_source",
     "agg_funnel_daily": "session_date, device_type, traffic_source",
+    "agg_time_to_purchase_daily": "session_date, device_type, traffic_source, seconds_to_purchase",
+    "agg_campaign_daily": "session_date, device_type, traffic_source, traffic_campaign",
     "rejected_events": "raw_line_id",
 }
 # columns that say when a row was written, not what it holds

@@ -19,6 +19,8 @@ MARTS = [
     "agg_events_hourly",
     "agg_product_daily",
     "agg_funnel_daily",
+    "agg_time_to_purchase_daily",
+    "agg_campaign_daily",
     "rejected_events",
     "load_health",
 ]

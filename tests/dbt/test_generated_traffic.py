@@ -55,6 +55,35 @@ def test_order_items_sessions_and_funnels_are_consistent(generated_warehouse):
     assert (agg_sessions, agg_purchase) == (funnel_sessions, reached_purchase)
     assert funnel_sessions == len(sessions)
 
+    # the time-to-purchase and campaign aggregates: exact values, same totals as the facts
+    assert rawdata.query(
+        env,
+        "select seconds_to_purchase, count(*) from analytics.fact_funnels where purchase_at is not null"
+        " group by 1 order by 1",
+    ) == rawdata.query(
+        env,
+        "select seconds_to_purchase, sum(purchase_sessions) from analytics.agg_time_to_purchase_daily"
+        " where purchase_sessions > 0 group by 1 order by 1",
+    )
+    assert rawdata.query(
+        env,
+        "select count(product_view_at), count(*) filter (where product_view_at is not null"
+        " and checkout_start_at is not null) from analytics.fact_funnels",
+    ) == rawdata.query(
+        env,
+        "select sum(product_view_sessions), sum(product_view_to_checkout_sessions)"
+        " from analytics.agg_time_to_purchase_daily",
+    )
+    assert rawdata.query(
+        env,
+        "select session_date, traffic_campaign, count(*), count(*) filter (where has_purchase), sum(revenue)"
+        " from analytics.fact_sessions group by 1, 2 order by 1, 2",
+    ) == rawdata.query(
+        env,
+        "select session_date, traffic_campaign, sum(sessions), sum(purchase_sessions), sum(revenue)"
+        " from analytics.agg_campaign_daily group by 1, 2 order by 1, 2",
+    )
+
     [(hourly_total,)] = rawdata.query(env, "select sum(events) from analytics.agg_events_hourly")
     assert hourly_total == len(expected.events)
 

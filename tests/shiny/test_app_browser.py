@@ -250,7 +250,7 @@ def test_funnel_page(page, app_url, reader):
     expect(page.locator(".kpi-median")).to_have_text(f"{median_minutes:.1f} min")
     counts_equal(page, "fn_steps", expected)
     kpi_sql = page.evaluate("document.getElementById('fn_kpis_sql').textContent")
-    assert "analytics.fact_funnels" in kpi_sql and "analytics.agg_funnel_daily" in kpi_sql
+    assert "analytics.agg_time_to_purchase_daily" in kpi_sql and "analytics.agg_funnel_daily" in kpi_sql
 
     controller.InputRadioButtons(page, "fn_breakdown").set("traffic_source")
     wait_sql(page, "fn_breakdown_card", "traffic_source as breakdown")

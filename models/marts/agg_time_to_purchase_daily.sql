@@ -1,0 +1,54 @@
+{#- One row per session date, device type, traffic source and exact seconds_to_purchase
+    (null for sessions without one): purchasing sessions, sessions that viewed a product, and
+    of those the ones that started checkout (fact_funnels). Grouped by the exact value, so a
+    median or quartile over any filter, weighted by purchase_sessions, equals the one over
+    fact_funnels. Incremental: session dates with sessions rewritten in fact_funnels since
+    the last run are recomputed whole. -#}
+
+with
+
+funnels as (
+    select
+        session_id,
+        session_date,
+        device_type,
+        traffic_source,
+        product_view_at,
+        checkout_start_at,
+        purchase_at,
+        seconds_to_purchase,
+        dbt_updated_at
+    from {{ ref('fact_funnels') }}
+),
+
+{% if is_incremental() %}
+    {#- read fact_funnels directly: a second reference to the funnels CTE would materialise it whole #}
+    touched_dates as (
+        select distinct changed_funnels.session_date
+        from {{ ref('fact_funnels') }} as changed_funnels
+        where changed_funnels.dbt_updated_at > {{ run_watermark() }}
+    ),
+{% endif %}
+
+final as (
+    select
+        funnels.session_date,
+        funnels.device_type,
+        funnels.traffic_source,
+        funnels.seconds_to_purchase,
+        cast(count(funnels.purchase_at) as bigint) as purchase_sessions,
+        cast(count(funnels.product_view_at) as bigint) as product_view_sessions,
+        cast(
+            count(*) filter (
+                where funnels.product_view_at is not null and funnels.checkout_start_at is not null
+            ) as bigint
+        ) as product_view_to_checkout_sessions,
+        {{ run_timestamp() }} as dbt_updated_at
+    from funnels
+    {% if is_incremental() -%}
+        where {{ in_subquery('funnels.session_date', 'select touched_dates.session_date from touched_dates') }}
+    {%- endif %}
+    group by 1, 2, 3, 4
+)
+
+select * from final
