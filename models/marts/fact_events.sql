@@ -84,15 +84,19 @@ new_events as (
             {% endfor -%}
         from {{ this }} as already_loaded
         where
-            {# the models themselves, not the import CTEs: a second reference would materialise them #}
-            already_loaded.anonymous_id in (
-                select new_stitches.anonymous_id from {{ ref('int_users_stitched') }} as new_stitches
-                where new_stitches.dbt_updated_at > {{ run_watermark() }}
-            )
-            or already_loaded.product_id in (
-                select changed_products.product_id from {{ ref('dim_products') }} as changed_products
-                where changed_products.attributes_changed_at > {{ run_watermark() }}
-            )
+            {#- the models themselves, not the import CTEs: a second reference would materialise them.
+                Two arrays (in_subquery): the planner ORs the anonymous_id and product_id indexes
+                (BitmapOr) instead of scanning every event already loaded. #}
+            {{ in_subquery(
+                'already_loaded.anonymous_id',
+                'select new_stitches.anonymous_id from ' ~ ref('int_users_stitched') ~ ' as new_stitches'
+                ~ ' where new_stitches.dbt_updated_at > ' ~ run_watermark()
+            ) }}
+            or {{ in_subquery(
+                'already_loaded.product_id',
+                'select changed_products.product_id from ' ~ ref('dim_products') ~ ' as changed_products'
+                ~ ' where changed_products.attributes_changed_at > ' ~ run_watermark()
+            ) }}
     ),
 
     events_to_write as (
