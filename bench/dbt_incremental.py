@@ -23,6 +23,7 @@ import io
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -103,8 +104,19 @@ def copy_events(dbname: str, events: Iterator[dict]) -> float:
     return time.monotonic() - started
 
 
+def dbt_work(dbname: str) -> Path:
+    return ROOT / ".local" / "bench-dbt" / dbname
+
+
+def slowest_models(dbname: str, top: int = 5) -> list[tuple[str, float]]:
+    """The models that took longest in the last dbt run on `dbname` (from run_results.json)."""
+    results = json.loads((dbt_work(dbname) / "target" / "run_results.json").read_text())["results"]
+    timed = [(r["unique_id"].split(".")[-1], float(r["execution_time"])) for r in results]
+    return sorted(timed, key=lambda item: -item[1])[:top]
+
+
 def dbt_run(dbname: str, *args: str) -> float:
-    work = ROOT / ".local" / "bench-dbt" / dbname
+    work = dbt_work(dbname)
     env = dict(
         os.environ, PGDATABASE=dbname, DBT_TARGET_PATH=str(work / "target"), DBT_LOG_PATH=str(work / "logs")
     )
@@ -130,8 +142,9 @@ def dbt_run(dbname: str, *args: str) -> float:
     return elapsed
 
 
-def one_size(events: int, days: float, hour_events: int, seed: int, keep: bool) -> dict:
-    """History of `events` over `days` days, then one more hour of `hour_events` events."""
+def one_size(events: int, days: float, hour_events: int, hours: int, seed: int, keep: bool) -> dict:
+    """History of `events` over `days` days, then `hours` more hours of `hour_events` events
+    each, one incremental run after each hour; the median of those runs counts."""
     dbname = f"bench_dbt_{events}_{uuid.uuid4().hex[:6]}"
     admin = connect("postgres")
     admin.autocommit = True
@@ -145,11 +158,16 @@ def one_size(events: int, days: float, hour_events: int, seed: int, keep: bool) 
                                   invalid_share=0.005, late_share=0.01)  # fmt: skip
         load_seconds = copy_events(dbname, history)
         full_seconds = dbt_run(dbname)
-        new_hour = generate_events(
-            seed=seed + 1, start=START + timedelta(days=days), days=1 / 24, events=hour_events
-        )
-        copy_events(dbname, new_hour)
-        incremental_seconds = dbt_run(dbname)
+        incremental_runs = []
+        for hour in range(hours):
+            new_hour = generate_events(
+                seed=seed + 1 + hour,
+                start=START + timedelta(days=days, hours=hour),
+                days=1 / 24,
+                events=hour_events,
+            )
+            copy_events(dbname, new_hour)
+            incremental_runs.append(dbt_run(dbname))
         with connect(dbname) as conn, conn.cursor() as cur:
             cur.execute("select count(*) from analytics.fact_events")
             fact_rows = cur.fetchone()[0]
@@ -159,7 +177,9 @@ def one_size(events: int, days: float, hour_events: int, seed: int, keep: bool) 
             "events": events,
             "load_seconds": load_seconds,
             "full_run_seconds": full_seconds,
-            "incremental_run_seconds": incremental_seconds,
+            "incremental_run_seconds": statistics.median(incremental_runs),
+            "incremental_runs": incremental_runs,
+            "slowest_models": slowest_models(dbname),
             "fact_events_rows": fact_rows,
             "database_gb": size_bytes / 1e9,
         }
@@ -180,6 +200,7 @@ def main() -> None:
         type=int,
         help="events of the new hour (default: small/(days*24), the histories' density)",
     )
+    parser.add_argument("--hours", type=int, default=3, help="new hours, one incremental run each")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     args = parser.parse_args()
@@ -197,15 +218,18 @@ def main() -> None:
     )
     results = []
     for size in (args.small, args.events):
-        result = one_size(size, spans[size], hour_events, args.seed, args.keep)
+        result = one_size(size, spans[size], hour_events, args.hours, args.seed, args.keep)
         results.append(result)
         print(
             f"history {size:>11,} events ({spans[size]:g} days): load {result['load_seconds']:7.1f} s, "
             f"full dbt run {result['full_run_seconds']:7.1f} s, "
-            f"incremental dbt run (+1 hour) {result['incremental_run_seconds']:6.1f} s, "
+            f"incremental dbt run (+1 hour, median of {args.hours}) {result['incremental_run_seconds']:6.1f} s, "
             f"fact_events {result['fact_events_rows']:,} rows, database {result['database_gb']:.2f} GB",
             flush=True,
         )
+        runs = ", ".join(f"{seconds:.1f}" for seconds in result["incremental_runs"])
+        models = ", ".join(f"{name} {seconds:.2f}" for name, seconds in result["slowest_models"])
+        print(f"    incremental runs (s): {runs}; slowest models in the last one (s): {models}", flush=True)
     small, large = results
     ratio = large["incremental_run_seconds"] / small["incremental_run_seconds"]
     print(f"full dbt run at {args.events:,} events: {large['full_run_seconds']:.1f} s")
