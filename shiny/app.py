@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -88,6 +89,21 @@ def fetch(state: DbState | None, fn: Callable[..., QueryResult], *args, **kwargs
     except psycopg2.Error as exc:  # e.g. a statement timeout: not an outage, no automatic retry
         log.exception("query failed", extra={"query": fn.__name__})
         return QueryResult(name=fn.__name__, sql="", error=f"The query failed: {exc.pgerror or exc}".strip())
+
+
+# A page whose filters feed several independent queries runs them side by side (each on a
+# pooled connection of its own): the page waits for the slowest query, not for their sum.
+QUERY_THREADS = ThreadPoolExecutor(max_workers=queries.POOL_SIZE, thread_name_prefix="query")
+
+
+def fetch_together(state: DbState | None, calls: dict[str, tuple]) -> dict[str, QueryResult]:
+    """Run `{key: (query function, *args, {kwargs})}` concurrently; results by key, in `fetch`'s
+    form (a failed query gives a result with an error, the others are unaffected)."""
+    futures = {
+        key: QUERY_THREADS.submit(fetch, state, fn, *args, **kwargs)
+        for key, (fn, *args, kwargs) in calls.items()
+    }
+    return {key: future.result() for key, future in futures.items()}
 
 
 def startup_choices() -> dict:
@@ -604,24 +620,45 @@ def server(input: Inputs, output: Outputs, session: Session):
         }
 
     @reactive.calc
-    def pr_products():
+    def pr_batch() -> tuple[str, dict[str, QueryResult]]:
+        """A change of dates or product filters runs the page's four queries side by side; the
+        ranking is read without a dependency (changing it re-runs only the products table)."""
+        epoch.get()
         s, e = input.pr_dates()
-        return q(queries.product_performance, s, e, input.pr_rank(), **product_filters())
+        filters = product_filters()
+        with reactive.isolate():
+            rank = input.pr_rank()
+        results = fetch_together(
+            state,
+            {
+                "products": (queries.product_performance, s, e, rank, filters),
+                "category": (queries.product_rollup, s, e, "product_category", filters),
+                "brand": (queries.product_rollup, s, e, "product_brand", filters),
+                "rare": (queries.rarely_viewed_products, s, e, filters),
+            },
+        )
+        return rank, results
+
+    @reactive.calc
+    def pr_products():
+        batch_rank, results = pr_batch()
+        rank = input.pr_rank()
+        if rank == batch_rank:
+            return results["products"]
+        s, e = input.pr_dates()
+        return q(queries.product_performance, s, e, rank, **product_filters())
 
     @reactive.calc
     def pr_by_category():
-        s, e = input.pr_dates()
-        return q(queries.product_rollup, s, e, "product_category", **product_filters())
+        return pr_batch()[1]["category"]
 
     @reactive.calc
     def pr_by_brand():
-        s, e = input.pr_dates()
-        return q(queries.product_rollup, s, e, "product_brand", **product_filters())
+        return pr_batch()[1]["brand"]
 
     @reactive.calc
     def pr_rare():
-        s, e = input.pr_dates()
-        return q(queries.rarely_viewed_products, s, e, **product_filters())
+        return pr_batch()[1]["rare"]
 
     widget_server("pr_products", pr_products, "table", styles=_flag_styles, filename="products.csv")
     widget_server(

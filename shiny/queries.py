@@ -100,10 +100,13 @@ class Pool:
     """A small thread-safe psycopg2 pool that opens connections lazily (so the app starts
     while the database is down) and drops broken connections (so it recovers by itself)."""
 
-    def __init__(self, maxconn: int = 4):
+    def __init__(self, maxconn: int = 4, wait_seconds: float = 30.0):
         self._maxconn = maxconn
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
         self._lock = threading.Lock()
+        # psycopg2's pool raises when every connection is taken; callers wait for one instead
+        self._slots = threading.BoundedSemaphore(maxconn)
+        self._wait_seconds = wait_seconds
 
     def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
         with self._lock:
@@ -113,23 +116,28 @@ class Pool:
 
     @contextmanager
     def connection(self):
-        pool = self._get_pool()
+        if not self._slots.acquire(timeout=self._wait_seconds):
+            raise DatabaseUnavailable(f"no free database connection within {self._wait_seconds:g} s")
         try:
-            conn = pool.getconn()
-        except psycopg2.OperationalError as exc:
-            raise DatabaseUnavailable(str(exc).strip()) from exc
-        except psycopg2.pool.PoolError as exc:
-            raise DatabaseUnavailable(f"connection pool exhausted: {exc}") from exc
-        broken = False
-        try:
-            if conn.autocommit is False:
-                conn.set_session(readonly=True, autocommit=True)
-            yield conn
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            broken = True
-            raise DatabaseUnavailable(str(exc).strip()) from exc
+            pool = self._get_pool()
+            try:
+                conn = pool.getconn()
+            except psycopg2.OperationalError as exc:
+                raise DatabaseUnavailable(str(exc).strip()) from exc
+            except psycopg2.pool.PoolError as exc:
+                raise DatabaseUnavailable(f"connection pool exhausted: {exc}") from exc
+            broken = False
+            try:
+                if conn.autocommit is False:
+                    conn.set_session(readonly=True, autocommit=True)
+                yield conn
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                broken = True
+                raise DatabaseUnavailable(str(exc).strip()) from exc
+            finally:
+                pool.putconn(conn, close=broken or bool(conn.closed))
         finally:
-            pool.putconn(conn, close=broken or bool(conn.closed))
+            self._slots.release()
 
     def close(self) -> None:
         with self._lock:
@@ -138,7 +146,8 @@ class Pool:
                 self._pool = None
 
 
-POOL = Pool(maxconn=int(os.environ.get("DASHBOARD_POOL_SIZE", "4")))
+POOL_SIZE = int(os.environ.get("DASHBOARD_POOL_SIZE", "4"))
+POOL = Pool(maxconn=POOL_SIZE)
 
 
 # --- running a query ---------------------------------------------------------------------------
@@ -613,24 +622,36 @@ def product_rollup(
     price_min=None,
     price_max=None,
 ) -> QueryResult:
-    """Views, add-to-carts, purchases and revenue per category or per brand."""
+    """Views, add-to-carts, purchases and revenue per category or per brand. The daily rows are
+    summed per product first (one hash aggregate, no join per row), then joined to the
+    products and rolled up: `products` counts the products with activity in the period."""
     expr = _whitelisted(PRODUCT_ROLLUPS, dimension, "roll-up")
     params = _product_params(start, end, devices, sources, categories, brands, price_min, price_max)
     query = _q(
         """
+        with per_product as (
+            select a.product_id,
+                   sum(a.views)::bigint as views,
+                   sum(a.add_to_carts)::bigint as add_to_carts,
+                   sum(a.purchases)::bigint as purchases,
+                   sum(a.revenue) as revenue
+            from analytics.agg_product_daily as a
+            where a.event_date between %(start)s and %(end)s
+              and (%(devices)s::text[] is null or a.device_type = any(%(devices)s::text[]))
+              and (%(sources)s::text[] is null or a.traffic_source = any(%(sources)s::text[]))
+            group by 1
+        )
         select {expr} as {label},
-               count(distinct a.product_id)::bigint as products,
-               sum(a.views)::bigint as views,
-               sum(a.add_to_carts)::bigint as add_to_carts,
-               sum(a.purchases)::bigint as purchases,
-               coalesce(sum(a.revenue), 0)::numeric(14, 2) as revenue,
-               round(100.0 * sum(a.add_to_carts) / nullif(sum(a.views), 0), 1) as cart_rate_pct,
-               round(100.0 * sum(a.purchases) / nullif(sum(a.views), 0), 1) as purchase_rate_pct
-        from analytics.agg_product_daily as a
-        inner join analytics.dim_products as p on p.product_id = a.product_id
-        where a.event_date between %(start)s and %(end)s
-          and (%(devices)s::text[] is null or a.device_type = any(%(devices)s::text[]))
-          and (%(sources)s::text[] is null or a.traffic_source = any(%(sources)s::text[]))
+               count(*)::bigint as products,
+               sum(m.views)::bigint as views,
+               sum(m.add_to_carts)::bigint as add_to_carts,
+               sum(m.purchases)::bigint as purchases,
+               coalesce(sum(m.revenue), 0)::numeric(14, 2) as revenue,
+               round(100.0 * sum(m.add_to_carts) / nullif(sum(m.views), 0), 1) as cart_rate_pct,
+               round(100.0 * sum(m.purchases) / nullif(sum(m.views), 0), 1) as purchase_rate_pct
+        from per_product as m
+        inner join analytics.dim_products as p on p.product_id = m.product_id
+        where true
         """,
         _PRODUCT_FILTERS,
         """

@@ -175,6 +175,12 @@ def test_product_rollups(reader, dimension, index):
             g["purchases"],
         )
         assert got[name]["revenue"] == pytest.approx(g["revenue"])
+    # products: those of the group with any activity in the period
+    active: dict[str, int] = {}
+    for pid, e in expected.items():
+        if e["views"] or e["add_to_carts"] or e["purchases"]:
+            active[k.PRODUCTS[pid][index]] = active.get(k.PRODUCTS[pid][index], 0) + 1
+    assert {name: int(r["products"]) for name, r in got.items()} == active
     assert list(result.df["revenue"]) == sorted(result.df["revenue"], reverse=True)
 
 
