@@ -15,12 +15,14 @@ import argparse
 import io
 import json
 import os
+import queue
 import random
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -156,17 +158,20 @@ def scenarios(conn, rnd: random.Random):
     choices = queries.filter_choices(conn).df
     sources = list(choices.loc[choices["kind"] == "traffic_source", "value"])[:6] or ["google"]
     categories = list(choices.loc[choices["kind"] == "product_category", "value"])[:6] or ["x"]
+    brands = list(choices.loc[choices["kind"] == "product_brand", "value"])[:6] or ["x"]
+    prices = queries.price_bounds(conn).df.iloc[0]
+    low, high = float(prices["min_price"]), float(prices["max_price"])
 
     def overview():
         s, e = window()
         d, src = some(DEVICES), some(sources)
         return [
-            ("funnel_steps", lambda: queries.funnel_steps(conn, s, e, d, src)),
+            ("funnel_steps", lambda c: queries.funnel_steps(c, s, e, d, src)),
             (
                 "events_per_day",
-                lambda: queries.events_per_day(conn, s, e, queries.TIME_SERIES_EVENTS, d, src),
+                lambda c: queries.events_per_day(c, s, e, queries.TIME_SERIES_EVENTS, d, src),
             ),
-            ("top_products", lambda: queries.product_performance(conn, s, e, "purchases", d, src, limit=20)),
+            ("top_products", lambda c: queries.product_performance(c, s, e, "purchases", d, src, limit=20)),
         ]
 
     def funnel():
@@ -174,23 +179,24 @@ def scenarios(conn, rnd: random.Random):
         d, src = some(DEVICES), some(sources)
         dim = rnd.choice(sorted(queries.FUNNEL_BREAKDOWNS))
         return [
-            ("funnel_steps", lambda: queries.funnel_steps(conn, s, e, d, src)),
-            ("funnel_breakdown", lambda: queries.funnel_breakdown(conn, s, e, dim, d, src)),
-            ("funnel_time_to_convert", lambda: queries.funnel_time_to_convert(conn, s, e, d, src)),
+            ("funnel_steps", lambda c: queries.funnel_steps(c, s, e, d, src)),
+            ("funnel_breakdown", lambda c: queries.funnel_breakdown(c, s, e, dim, d, src)),
+            ("funnel_time_to_convert", lambda c: queries.funnel_time_to_convert(c, s, e, d, src)),
         ]
 
     def products():
         s, e = window()
-        cats = some(categories)
+        f = {"categories": some(categories), "brands": some(brands) if rnd.random() < 0.3 else None}
+        # the app always sends its price slider: the full range unless narrowed
+        f["price_min"], f["price_max"] = rnd.choice(
+            [(low, high), (low, high), (low, high / 4), (high / 4, high)]
+        )
         rank = rnd.choice(sorted(queries.PRODUCT_RANKINGS))
         return [
-            ("product_performance", lambda: queries.product_performance(conn, s, e, rank, categories=cats)),
-            (
-                "rollup_category",
-                lambda: queries.product_rollup(conn, s, e, "product_category", categories=cats),
-            ),
-            ("rollup_brand", lambda: queries.product_rollup(conn, s, e, "product_brand", categories=cats)),
-            ("rarely_viewed", lambda: queries.rarely_viewed_products(conn, s, e, categories=cats)),
+            ("product_performance", lambda c: queries.product_performance(c, s, e, rank, **f)),
+            ("rollup_category", lambda c: queries.product_rollup(c, s, e, "product_category", **f)),
+            ("rollup_brand", lambda c: queries.product_rollup(c, s, e, "product_brand", **f)),
+            ("rarely_viewed", lambda c: queries.rarely_viewed_products(c, s, e, **f)),
         ]
 
     def activity():
@@ -198,28 +204,28 @@ def scenarios(conn, rnd: random.Random):
         tz, d, src = rnd.choice(ZONES), some(DEVICES), some(sources)
         names = queries.TIME_SERIES_EVENTS
         return [
-            ("events_by_hour", lambda: queries.events_by_hour(conn, s, e, tz, names, d, src)),
-            ("events_by_local_day", lambda: queries.events_by_local_day(conn, s, e, tz, names, d, src)),
-            ("heatmap", lambda: queries.hour_weekday_heatmap(conn, s, e, tz, names, d, src)),
+            ("events_by_hour", lambda c: queries.events_by_hour(c, s, e, tz, names, d, src)),
+            ("events_by_local_day", lambda c: queries.events_by_local_day(c, s, e, tz, names, d, src)),
+            ("heatmap", lambda c: queries.hour_weekday_heatmap(c, s, e, tz, names, d, src)),
             (
                 "activity_breakdown",
-                lambda: queries.activity_breakdown(conn, s, e, "device_type", tz, names, d, src),
+                lambda c: queries.activity_breakdown(c, s, e, "device_type", tz, names, d, src),
             ),
-            ("conversion_by_weekday", lambda: queries.conversion_by_weekday(conn, s, e, d, src)),
-            ("campaign_sessions", lambda: queries.campaign_sessions_per_day(conn, s, e, d, src)),
+            ("conversion_by_weekday", lambda c: queries.conversion_by_weekday(c, s, e, d, src)),
+            ("campaign_sessions", lambda c: queries.campaign_sessions_per_day(c, s, e, d, src)),
         ]
 
     def first_load():
         e = hi
         s = max(lo, e - timedelta(days=89))
         return [
-            ("date_bounds", lambda: queries.date_bounds(conn)),
-            ("filter_choices", lambda: queries.filter_choices(conn)),
-            ("price_bounds", lambda: queries.price_bounds(conn)),
-            ("data_health", lambda: queries.data_health(conn)),
-            ("funnel_steps", lambda: queries.funnel_steps(conn, s, e)),
-            ("events_per_day", lambda: queries.events_per_day(conn, s, e, queries.TIME_SERIES_EVENTS)),
-            ("top_products", lambda: queries.product_performance(conn, s, e, "purchases", limit=20)),
+            ("date_bounds", lambda c: queries.date_bounds(c)),
+            ("filter_choices", lambda c: queries.filter_choices(c)),
+            ("price_bounds", lambda c: queries.price_bounds(c)),
+            ("data_health", lambda c: queries.data_health(c)),
+            ("funnel_steps", lambda c: queries.funnel_steps(c, s, e)),
+            ("events_per_day", lambda c: queries.events_per_day(c, s, e, queries.TIME_SERIES_EVENTS)),
+            ("top_products", lambda c: queries.product_performance(c, s, e, "purchases", limit=20)),
         ]
 
     return {
@@ -238,24 +244,53 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+# pages whose queries the app runs side by side (shiny/app.py: fetch_together)
+SIDE_BY_SIDE = {"products"}
+
+
 def measure(db: str, runs: int, seed: int = 7) -> dict:
     conn = reader(db)
     rnd = random.Random(seed)
     sets = scenarios(conn, rnd)
     per_query: dict[str, list[float]] = {}
     per_change: dict[str, list[float]] = {}
-    for name, make in sets.items():
-        for _, call in make():  # warm-up: caches and plans, as in a running app
-            call()
-        for _ in range(runs):
-            total = 0.0
-            for q_name, call in make():
-                t0 = time.perf_counter()
-                call()
-                ms = (time.perf_counter() - t0) * 1000
-                total += ms
-                per_query.setdefault(f"{name}: {q_name}", []).append(ms)
-            per_change.setdefault(name, []).append(total)
+    workers = [reader(db) for _ in range(4)]
+    free = queue.Queue()
+    for worker in workers:
+        free.put(worker)
+
+    def on_own_connection(call):
+        worker = free.get()
+        try:
+            return call(worker)
+        finally:
+            free.put(worker)
+
+    with ThreadPoolExecutor(max_workers=len(workers)) as pool:
+        for name, make in sets.items():
+            for _, call in make():  # warm-up: caches and plans, as in a running app
+                call(conn)
+            for _ in range(runs):
+                calls = make()
+                total = 0.0
+                for q_name, call in calls:
+                    t0 = time.perf_counter()
+                    call(conn)
+                    ms = (time.perf_counter() - t0) * 1000
+                    total += ms
+                    per_query.setdefault(f"{name}: {q_name}", []).append(ms)
+                if name in SIDE_BY_SIDE:
+                    per_change.setdefault(f"{name}, one after another", []).append(total)
+                    # the same filter change again, as the app runs it: all queries at once
+                    t0 = time.perf_counter()
+                    for future in [pool.submit(on_own_connection, call) for _, call in calls]:
+                        future.result()
+                    total = (time.perf_counter() - t0) * 1000
+                    per_change.setdefault(f"{name}, side by side (as the app runs it)", []).append(total)
+                else:
+                    per_change.setdefault(name, []).append(total)
+    for worker in workers:
+        worker.close()
     conn.close()
     return {"per_query": per_query, "per_change": per_change}
 
