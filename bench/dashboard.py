@@ -244,8 +244,9 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-# pages whose queries the app runs side by side (shiny/app.py: fetch_together)
-SIDE_BY_SIDE = {"products"}
+# pages whose queries the app runs side by side on a filter change (shiny/app.py: side_by_side);
+# the first load's are timed one after another (a conservative sum)
+SIDE_BY_SIDE = {"overview", "funnel", "products", "activity"}
 
 
 def measure(db: str, runs: int, seed: int = 7) -> dict:

@@ -457,6 +457,38 @@ def server(input: Inputs, output: Outputs, session: Session):
         epoch.get()
         return fetch(state, fn, *args, **kwargs)
 
+    def side_by_side(shared: Callable[[], object], calls: dict[str, Callable[[], tuple]]) -> dict:
+        """One reactive result per widget of a page, its queries run side by side.
+
+        `calls[key]()` reads the inputs of one widget's query and returns it as
+        `(query function, *args, {kwargs})`; `shared()` reads the inputs all of them depend on
+        (dates, filters). A change of those runs every query of the page at once
+        (`fetch_together`): the page waits for its slowest query, not for their sum. A change
+        of an input only one widget reads (a ranking, a breakdown) re-runs only that widget's
+        query, on its own."""
+
+        @reactive.calc
+        def batch() -> tuple[dict, dict]:
+            epoch.get()
+            shared()
+            with reactive.isolate():
+                planned = {key: call() for key, call in calls.items()}
+            return planned, fetch_together(state, planned)
+
+        def widget(key: str) -> Callable[[], QueryResult]:
+            @reactive.calc
+            def result() -> QueryResult:
+                planned, results = batch()
+                call = calls[key]()
+                if call == planned[key]:
+                    return results[key]
+                fn, *args, kwargs = call
+                return q(fn, *args, **kwargs)
+
+            return result
+
+        return {key: widget(key) for key in calls}
+
     @render.ui
     def db_banner():
         if db_up.get():
@@ -510,22 +542,38 @@ def server(input: Inputs, output: Outputs, session: Session):
         )
 
     # -- overview
-    @reactive.calc
-    def ov_funnel():
-        s, e = input.ov_dates()
-        return q(queries.funnel_steps, s, e, input.ov_devices(), input.ov_sources())
+    def ov_shared():
+        return input.ov_dates(), input.ov_devices(), input.ov_sources()
 
-    @reactive.calc
-    def ov_daily():
-        s, e = input.ov_dates()
-        return q(queries.events_per_day, s, e, input.ov_events(), input.ov_devices(), input.ov_sources())
-
-    @reactive.calc
-    def ov_products():
-        s, e = input.ov_dates()
-        return q(
-            queries.product_performance, s, e, "purchases", input.ov_devices(), input.ov_sources(), limit=20
-        )
+    ov = side_by_side(
+        ov_shared,
+        {
+            "funnel": lambda: (
+                queries.funnel_steps,
+                *input.ov_dates(),
+                input.ov_devices(),
+                input.ov_sources(),
+                {},
+            ),
+            "daily": lambda: (
+                queries.events_per_day,
+                *input.ov_dates(),
+                input.ov_events(),
+                input.ov_devices(),
+                input.ov_sources(),
+                {},
+            ),
+            "products": lambda: (
+                queries.product_performance,
+                *input.ov_dates(),
+                "purchases",
+                input.ov_devices(),
+                input.ov_sources(),
+                {"limit": 20},
+            ),
+        },
+    )
+    ov_funnel, ov_daily, ov_products = ov["funnel"], ov["daily"], ov["products"]
 
     widget_server("ov_funnel", ov_funnel, "both", plots.funnel_figure, _steps_table, filename="funnel.csv")
     widget_server(
@@ -544,20 +592,37 @@ def server(input: Inputs, output: Outputs, session: Session):
     )
 
     # -- funnel
-    @reactive.calc
-    def fn_steps():
-        s, e = input.fn_dates()
-        return q(queries.funnel_steps, s, e, input.fn_devices(), input.fn_sources())
+    def fn_shared():
+        return input.fn_dates(), input.fn_devices(), input.fn_sources()
 
-    @reactive.calc
-    def fn_breakdown():
-        s, e = input.fn_dates()
-        return q(queries.funnel_breakdown, s, e, input.fn_breakdown(), input.fn_devices(), input.fn_sources())
-
-    @reactive.calc
-    def fn_time():
-        s, e = input.fn_dates()
-        return q(queries.funnel_time_to_convert, s, e, input.fn_devices(), input.fn_sources())
+    fn = side_by_side(
+        fn_shared,
+        {
+            "steps": lambda: (
+                queries.funnel_steps,
+                *input.fn_dates(),
+                input.fn_devices(),
+                input.fn_sources(),
+                {},
+            ),
+            "breakdown": lambda: (
+                queries.funnel_breakdown,
+                *input.fn_dates(),
+                input.fn_breakdown(),
+                input.fn_devices(),
+                input.fn_sources(),
+                {},
+            ),
+            "time": lambda: (
+                queries.funnel_time_to_convert,
+                *input.fn_dates(),
+                input.fn_devices(),
+                input.fn_sources(),
+                {},
+            ),
+        },
+    )
+    fn_steps, fn_breakdown, fn_time = fn["steps"], fn["breakdown"], fn["time"]
 
     @render.ui
     def fn_kpis():
@@ -619,46 +684,34 @@ def server(input: Inputs, output: Outputs, session: Session):
             "price_max": hi,
         }
 
-    @reactive.calc
-    def pr_batch() -> tuple[str, dict[str, QueryResult]]:
-        """A change of dates or product filters runs the page's four queries side by side; the
-        ranking is read without a dependency (changing it re-runs only the products table)."""
-        epoch.get()
-        s, e = input.pr_dates()
-        filters = product_filters()
-        with reactive.isolate():
-            rank = input.pr_rank()
-        results = fetch_together(
-            state,
-            {
-                "products": (queries.product_performance, s, e, rank, filters),
-                "category": (queries.product_rollup, s, e, "product_category", filters),
-                "brand": (queries.product_rollup, s, e, "product_brand", filters),
-                "rare": (queries.rarely_viewed_products, s, e, filters),
-            },
-        )
-        return rank, results
+    def pr_shared():
+        return input.pr_dates(), product_filters()
 
-    @reactive.calc
-    def pr_products():
-        batch_rank, results = pr_batch()
-        rank = input.pr_rank()
-        if rank == batch_rank:
-            return results["products"]
-        s, e = input.pr_dates()
-        return q(queries.product_performance, s, e, rank, **product_filters())
-
-    @reactive.calc
-    def pr_by_category():
-        return pr_batch()[1]["category"]
-
-    @reactive.calc
-    def pr_by_brand():
-        return pr_batch()[1]["brand"]
-
-    @reactive.calc
-    def pr_rare():
-        return pr_batch()[1]["rare"]
+    pr = side_by_side(
+        pr_shared,
+        {
+            "products": lambda: (
+                queries.product_performance,
+                *input.pr_dates(),
+                input.pr_rank(),
+                product_filters(),
+            ),
+            "category": lambda: (
+                queries.product_rollup,
+                *input.pr_dates(),
+                "product_category",
+                product_filters(),
+            ),
+            "brand": lambda: (queries.product_rollup, *input.pr_dates(), "product_brand", product_filters()),
+            "rare": lambda: (queries.rarely_viewed_products, *input.pr_dates(), product_filters()),
+        },
+    )
+    pr_products, pr_by_category, pr_by_brand, pr_rare = (
+        pr["products"],
+        pr["category"],
+        pr["brand"],
+        pr["rare"],
+    )
 
     widget_server("pr_products", pr_products, "table", styles=_flag_styles, filename="products.csv")
     widget_server(
@@ -683,32 +736,35 @@ def server(input: Inputs, output: Outputs, session: Session):
         tz = input.ac_tz() if input.ac_tz() in TIME_ZONES else "UTC"  # a fixed list, never free text
         return (s, e, tz, input.ac_events(), input.ac_devices(), input.ac_sources())
 
-    @reactive.calc
-    def ac_hourly():
-        return q(queries.events_by_hour, *activity_args())
-
-    @reactive.calc
-    def ac_daily():
-        return q(queries.events_by_local_day, *activity_args())
-
-    @reactive.calc
-    def ac_heatmap():
-        return q(queries.hour_weekday_heatmap, *activity_args())
-
-    @reactive.calc
-    def ac_breakdown():
+    def _activity_breakdown_call() -> tuple:
         s, e, tz, names, devices, sources = activity_args()
-        return q(queries.activity_breakdown, s, e, input.ac_breakdown(), tz, names, devices, sources)
+        return (queries.activity_breakdown, s, e, input.ac_breakdown(), tz, names, devices, sources, {})
 
-    @reactive.calc
-    def ac_weekday():
-        s, e = input.ac_dates()
-        return q(queries.conversion_by_weekday, s, e, input.ac_devices(), input.ac_sources())
-
-    @reactive.calc
-    def ac_campaigns():
-        s, e = input.ac_dates()
-        return q(queries.campaign_sessions_per_day, s, e, input.ac_devices(), input.ac_sources())
+    ac = side_by_side(
+        activity_args,
+        {
+            "hourly": lambda: (queries.events_by_hour, *activity_args(), {}),
+            "daily": lambda: (queries.events_by_local_day, *activity_args(), {}),
+            "heatmap": lambda: (queries.hour_weekday_heatmap, *activity_args(), {}),
+            "breakdown": _activity_breakdown_call,
+            "weekday": lambda: (
+                queries.conversion_by_weekday,
+                *input.ac_dates(),
+                input.ac_devices(),
+                input.ac_sources(),
+                {},
+            ),
+            "campaigns": lambda: (
+                queries.campaign_sessions_per_day,
+                *input.ac_dates(),
+                input.ac_devices(),
+                input.ac_sources(),
+                {},
+            ),
+        },
+    )
+    ac_hourly, ac_daily, ac_heatmap = ac["hourly"], ac["daily"], ac["heatmap"]
+    ac_breakdown, ac_weekday, ac_campaigns = ac["breakdown"], ac["weekday"], ac["campaigns"]
 
     widget_server(
         "ac_hourly",

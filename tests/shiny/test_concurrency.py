@@ -1,4 +1,4 @@
-"""The dashboards' connection pool and side-by-side queries (the Products page runs its four
+"""The dashboards' connection pool and side-by-side queries (a filter change runs the page's
 queries at once): a busy pool makes callers wait instead of failing, queries given to
 `fetch_together` really run at the same time, and their results are the single queries'."""
 
