@@ -21,6 +21,7 @@ MART_KEYS = {
     "dim_users": "user_key",
     "agg_events_hourly": "event_hour, event_name, device_type, traffic_source",
     "agg_product_daily": "event_date, product_id, device_type, traffic_source",
+    "agg_product_daily_totals": "event_date, product_id",
     "agg_funnel_daily": "session_date, device_type, traffic_source",
     "agg_time_to_purchase_daily": "session_date, device_type, traffic_source, seconds_to_purchase",
     "agg_campaign_daily": "session_date, device_type, traffic_source, traffic_campaign",

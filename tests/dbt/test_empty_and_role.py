@@ -18,6 +18,7 @@ MARTS = [
     "dim_users",
     "agg_events_hourly",
     "agg_product_daily",
+    "agg_product_daily_totals",
     "agg_funnel_daily",
     "agg_time_to_purchase_daily",
     "agg_campaign_daily",

@@ -230,7 +230,7 @@ def test_overview_numbers_follow_every_filter(page, app_url, reader, admin):
 
 def test_csv_download_matches_table(page, app_url, reader):
     open_app(page, app_url)
-    wait_sql(page, "ov_products", "analytics.agg_product_daily")
+    wait_sql(page, "ov_products", "analytics.agg_product_daily_totals")
     with page.expect_download() as info:
         page.locator("#ov_products-csv").click()
     text = open(info.value.path()).read()

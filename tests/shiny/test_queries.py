@@ -8,6 +8,7 @@ import statistics
 from datetime import date
 
 import known_events as k
+import pandas as pd
 import pytest
 import queries
 
@@ -153,6 +154,31 @@ def test_product_filters(reader):
     assert sorted(result.df["product_id"]) == ["P1", "P3"]
     result = queries.product_performance(reader, START, END, "views", price_min=100)
     assert sorted(result.df["product_id"]) == ["P2", "P4"]
+
+
+@pytest.mark.parametrize(
+    "fn, args",
+    [
+        (queries.product_performance, ("revenue",)),
+        (queries.product_rollup, ("product_category",)),
+        (queries.product_rollup, ("product_brand",)),
+        (queries.rarely_viewed_products, ()),
+    ],
+)
+def test_product_queries_read_the_totals_unless_split_by_device_or_source(reader, admin, fn, args):
+    """Without a device or source filter the product queries read agg_product_daily_totals;
+    with every device (or every source) selected they read agg_product_daily: same numbers."""
+    with admin.cursor() as cur:
+        cur.execute(
+            "select array_agg(distinct device_type), array_agg(distinct traffic_source) from analytics.fact_events"
+        )
+        devices, sources = cur.fetchone()
+    totals = fn(reader, START, END, *args)
+    assert "analytics.agg_product_daily_totals" in totals.sql and not totals.empty
+    for split in ({"devices": devices}, {"sources": sources}):
+        detail = fn(reader, START, END, *args, **split)
+        assert "analytics.agg_product_daily " in detail.sql
+        pd.testing.assert_frame_equal(detail.df, totals.df)
 
 
 @pytest.mark.parametrize("dimension, index", [("product_category", 1), ("product_brand", 2)])
