@@ -542,34 +542,19 @@ def server(input: Inputs, output: Outputs, session: Session):
         )
 
     # -- overview
-    def ov_shared():
-        return input.ov_dates(), input.ov_devices(), input.ov_sources()
+    def ov_filters() -> dict:
+        return {"devices": input.ov_devices(), "sources": input.ov_sources()}
 
     ov = side_by_side(
-        ov_shared,
+        lambda: (input.ov_dates(), ov_filters()),
         {
-            "funnel": lambda: (
-                queries.funnel_steps,
-                *input.ov_dates(),
-                input.ov_devices(),
-                input.ov_sources(),
-                {},
-            ),
-            "daily": lambda: (
-                queries.events_per_day,
-                *input.ov_dates(),
-                input.ov_events(),
-                input.ov_devices(),
-                input.ov_sources(),
-                {},
-            ),
+            "funnel": lambda: (queries.funnel_steps, *input.ov_dates(), ov_filters()),
+            "daily": lambda: (queries.events_per_day, *input.ov_dates(), input.ov_events(), ov_filters()),
             "products": lambda: (
                 queries.product_performance,
                 *input.ov_dates(),
                 "purchases",
-                input.ov_devices(),
-                input.ov_sources(),
-                {"limit": 20},
+                {**ov_filters(), "limit": 20},
             ),
         },
     )
@@ -592,34 +577,20 @@ def server(input: Inputs, output: Outputs, session: Session):
     )
 
     # -- funnel
-    def fn_shared():
-        return input.fn_dates(), input.fn_devices(), input.fn_sources()
+    def fn_filters() -> dict:
+        return {"devices": input.fn_devices(), "sources": input.fn_sources()}
 
     fn = side_by_side(
-        fn_shared,
+        lambda: (input.fn_dates(), fn_filters()),
         {
-            "steps": lambda: (
-                queries.funnel_steps,
-                *input.fn_dates(),
-                input.fn_devices(),
-                input.fn_sources(),
-                {},
-            ),
+            "steps": lambda: (queries.funnel_steps, *input.fn_dates(), fn_filters()),
             "breakdown": lambda: (
                 queries.funnel_breakdown,
                 *input.fn_dates(),
                 input.fn_breakdown(),
-                input.fn_devices(),
-                input.fn_sources(),
-                {},
+                fn_filters(),
             ),
-            "time": lambda: (
-                queries.funnel_time_to_convert,
-                *input.fn_dates(),
-                input.fn_devices(),
-                input.fn_sources(),
-                {},
-            ),
+            "time": lambda: (queries.funnel_time_to_convert, *input.fn_dates(), fn_filters()),
         },
     )
     fn_steps, fn_breakdown, fn_time = fn["steps"], fn["breakdown"], fn["time"]
@@ -731,36 +702,27 @@ def server(input: Inputs, output: Outputs, session: Session):
     widget_server("pr_rare", pr_rare, "table", filename="rarely_viewed.csv")
 
     # -- activity
-    def activity_args():
-        s, e = input.ac_dates()
-        tz = input.ac_tz() if input.ac_tz() in TIME_ZONES else "UTC"  # a fixed list, never free text
-        return (s, e, tz, input.ac_events(), input.ac_devices(), input.ac_sources())
+    def ac_segments() -> dict:
+        return {"devices": input.ac_devices(), "sources": input.ac_sources()}
 
-    def _activity_breakdown_call() -> tuple:
-        s, e, tz, names, devices, sources = activity_args()
-        return (queries.activity_breakdown, s, e, input.ac_breakdown(), tz, names, devices, sources, {})
+    def ac_filters() -> dict:
+        tz = input.ac_tz() if input.ac_tz() in TIME_ZONES else "UTC"  # a fixed list, never free text
+        return {"tz": tz, "event_names": input.ac_events(), **ac_segments()}
 
     ac = side_by_side(
-        activity_args,
+        lambda: (input.ac_dates(), ac_filters()),
         {
-            "hourly": lambda: (queries.events_by_hour, *activity_args(), {}),
-            "daily": lambda: (queries.events_by_local_day, *activity_args(), {}),
-            "heatmap": lambda: (queries.hour_weekday_heatmap, *activity_args(), {}),
-            "breakdown": _activity_breakdown_call,
-            "weekday": lambda: (
-                queries.conversion_by_weekday,
+            "hourly": lambda: (queries.events_by_hour, *input.ac_dates(), ac_filters()),
+            "daily": lambda: (queries.events_by_local_day, *input.ac_dates(), ac_filters()),
+            "heatmap": lambda: (queries.hour_weekday_heatmap, *input.ac_dates(), ac_filters()),
+            "breakdown": lambda: (
+                queries.activity_breakdown,
                 *input.ac_dates(),
-                input.ac_devices(),
-                input.ac_sources(),
-                {},
+                input.ac_breakdown(),
+                ac_filters(),
             ),
-            "campaigns": lambda: (
-                queries.campaign_sessions_per_day,
-                *input.ac_dates(),
-                input.ac_devices(),
-                input.ac_sources(),
-                {},
-            ),
+            "weekday": lambda: (queries.conversion_by_weekday, *input.ac_dates(), ac_segments()),
+            "campaigns": lambda: (queries.campaign_sessions_per_day, *input.ac_dates(), ac_segments()),
         },
     )
     ac_hourly, ac_daily, ac_heatmap = ac["hourly"], ac["daily"], ac["heatmap"]
