@@ -655,11 +655,8 @@ def server(input: Inputs, output: Outputs, session: Session):
             "price_max": hi,
         }
 
-    def pr_shared():
-        return input.pr_dates(), product_filters()
-
     pr = side_by_side(
-        pr_shared,
+        lambda: (input.pr_dates(), product_filters()),
         {
             "products": lambda: (
                 queries.product_performance,
