@@ -3,8 +3,11 @@
 ``handle_http_event`` takes an API Gateway HTTP API (payload format 2.0) request event and
 returns its response: parse the body (one event, an array, or ``{"events": [...]}``), enforce the
 limits, validate each event against the contract, stamp ``received_at`` on the accepted ones
-and write them as one NDJSON object under ``RAW_PREFIX``; write every rejected event, with its
-index and reason, under ``REJECTED_PREFIX``. Nothing is dropped silently."""
+and send them to the Firehose delivery stream (``firehose`` mode) or write them as one NDJSON
+object under ``RAW_PREFIX`` (``direct`` mode); write every rejected event, with its index and
+reason, under ``REJECTED_PREFIX``. All of it within the request's time budget: when storage is
+too slow or keeps refusing, the answer is 503 with ``Retry-After`` and the client sends the same
+events again. Nothing is dropped silently."""
 
 from __future__ import annotations
 
@@ -19,9 +22,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ingest.budget import RETRY_AFTER_SECONDS, BudgetExhausted, Deadline, StorageUnavailable
+from ingest.destinations import Destinations
 from ingest.privacy import client_ip, truncate_ip
 from ingest.settings import Settings
-from ingest.storage import object_key, put_ndjson
+from ingest.storage import ndjson_line, object_key
 from ingest.validation import event_errors
 
 logger = logging.getLogger("ingest.api")
@@ -121,9 +126,12 @@ def rfc3339_utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def sort_events(events: list[Any], received_at: str, ip_prefix: str | None) -> Outcome:
+def sort_events(
+    events: list[Any], received_at: str, ip_prefix: str | None, max_event_bytes: int | None = None
+) -> Outcome:
     """Validate each event: accepted ones get received_at (and the truncated IP), rejected ones
-    keep their index, reason and the original event."""
+    keep their index, reason and the original event. With ``max_event_bytes`` (Firehose's record
+    limit) an event larger than that as stored is rejected too, with its size as the reason."""
     outcome = Outcome()
     for index, event in enumerate(events):
         reasons = event_errors(event)
@@ -139,28 +147,56 @@ def sort_events(events: list[Any], received_at: str, ip_prefix: str | None) -> O
             properties[IP_PROPERTY] = ip_prefix
         if properties or "properties" in stored:
             stored["properties"] = properties
+        if max_event_bytes is not None:
+            size = len(ndjson_line(stored))
+            if size > max_event_bytes:
+                reason = f"event too large: {size} bytes as stored > {max_event_bytes} per event"
+                outcome.rejected.append({"index": index, "reason": reason, "event": event})
+                continue
         outcome.accepted.append(stored)
     return outcome
 
 
-def store(outcome: Outcome, settings: Settings, s3, at: datetime, request_id: str, received_at: str):
-    """Write the accepted events and the rejections as one object each; returns the keys."""
-    keys: dict[str, str] = {}
+def store(
+    outcome: Outcome,
+    settings: Settings,
+    destinations: Destinations,
+    at: datetime,
+    request_id: str,
+    received_at: str,
+    deadline: Deadline,
+) -> dict[str, Any]:
+    """Send the accepted events (Firehose, or one object) and write the rejections as one object;
+    returns where they went (for the log)."""
+    written: dict[str, Any] = {}
     if outcome.accepted:
-        key = object_key(settings.raw_prefix, at)
-        put_ndjson(s3, settings.raw_bucket, key, outcome.accepted)
-        keys["accepted_key"] = key
+        if destinations.firehose:
+            lines = [ndjson_line(r) for r in outcome.accepted]
+            written["firehose_records"] = destinations.firehose.put_lines(lines, deadline)
+            written["firehose_stream"] = destinations.firehose.stream_name
+        else:
+            key = object_key(settings.raw_prefix, at)
+            destinations.s3.put_ndjson(key, outcome.accepted, deadline)
+            written["accepted_key"] = key
     if outcome.rejected:
         key = object_key(settings.rejected_prefix, at)
         records = [{**r, "received_at": received_at, "request_id": request_id} for r in outcome.rejected]
-        put_ndjson(s3, settings.raw_bucket, key, records)
-        keys["rejected_key"] = key
-    return keys
+        destinations.s3.put_ndjson(key, records, deadline)
+        written["rejected_key"] = key
+    return written
 
 
-def handle_http_event(event: dict[str, Any], settings: Settings, s3, now: datetime | None = None):
-    """The whole request: API Gateway HTTP API v2 event in, v2 response out."""
+def handle_http_event(
+    event: dict[str, Any],
+    settings: Settings,
+    destinations: Destinations,
+    now: datetime | None = None,
+    deadline: Deadline | None = None,
+):
+    """The whole request: API Gateway HTTP API v2 event in, v2 response out. ``deadline``:
+    when storing must be done (default: INGEST_TIME_BUDGET_SECONDS from now)."""
     started = time.monotonic()
+    deadline = deadline or Deadline.for_request(settings)
     http = (event.get("requestContext") or {}).get("http") or {}
     method = (http.get("method") or "").upper()
     path = event.get("rawPath") or http.get("path") or "/"
@@ -203,9 +239,28 @@ def handle_http_event(event: dict[str, Any], settings: Settings, s3, now: dateti
     at = (now or datetime.now(UTC)).astimezone(UTC)
     received_at = rfc3339_utc(at)
     ip = client_ip(http.get("sourceIp"), headers.get("x-forwarded-for"))
-    outcome = sort_events(events, received_at, truncate_ip(ip))
+    outcome = sort_events(events, received_at, truncate_ip(ip), destinations.max_event_bytes)
     try:
-        keys = store(outcome, settings, s3, at, request_id, received_at)
+        written = store(outcome, settings, destinations, at, request_id, received_at, deadline)
+    except StorageUnavailable as exc:
+        slow = isinstance(exc, BudgetExhausted)
+        logger.warning(
+            "could not store events in time" if slow else "storage refused events",
+            extra={
+                **log,
+                "status": 503,
+                "mode": settings.mode,
+                "error": str(exc),
+                "budget_s": round(deadline.budget, 3),
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            },
+        )
+        message = "storage too slow" if slow else "storage unavailable"
+        return _response(
+            503,
+            {"error": f"{message}; retry with the same event_ids"},
+            {**cors, "retry-after": str(RETRY_AFTER_SECONDS)},
+        )
     except Exception:
         logger.exception(
             "could not store events", extra={**log, "status": 500, "bucket": settings.raw_bucket}
@@ -226,7 +281,8 @@ def handle_http_event(event: dict[str, Any], settings: Settings, s3, now: dateti
             "body_bytes": len(body),
             "accepted": result["accepted"],
             "rejected": result["rejected"],
-            **keys,
+            "mode": settings.mode,
+            **written,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         },
     )

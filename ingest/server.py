@@ -2,7 +2,8 @@
 
 POST/OPTIONS /events become API Gateway HTTP API (payload 2.0) events for
 ``ingest.api.handle_http_event``; GET serves the storefront and tracker from ingest/static/
-and the product catalogue as JSON at /api/catalogue."""
+and the product catalogue as JSON at /api/catalogue. Accepted events are written straight to the
+local S3 endpoint (``direct`` mode) unless FIREHOSE_STREAM_NAME names a delivery stream."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 from ingest.api import handle_http_event
 from ingest.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue
+from ingest.destinations import get_destinations
 from ingest.settings import Settings
-from ingest.storage import get_s3_client
 
 logger = logging.getLogger("ingest.server")
 
@@ -105,7 +106,7 @@ class IngestRequestHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         event = to_api_gateway_event(self.command, self.path, self._headers(), body, self.client_address[0])
-        response = handle_http_event(event, self.server.settings, self.server.s3)
+        response = handle_http_event(event, self.server.settings, self.server.destinations)
         out = response.get("body") or ""
         payload = base64.b64decode(out) if response.get("isBase64Encoded") else out.encode("utf-8")
         self._send(response["statusCode"], payload, response.get("headers") or {})
@@ -163,7 +164,7 @@ class IngestServer(ThreadingHTTPServer):
     ):
         super().__init__(address, IngestRequestHandler)
         self.settings = settings
-        self.s3 = get_s3_client(settings.s3_endpoint_url, settings.region)
+        self.destinations = get_destinations(settings)
         self.catalogue_path = catalogue_path
         self._catalogue: tuple[float, list[dict[str, Any]]] | None = None
 
@@ -187,6 +188,8 @@ def serve(settings: Settings, host: str, port: int, catalogue_path: Path = DEFAU
         extra={
             "url": f"http://{host}:{server.server_address[1]}/",
             "bucket": settings.raw_bucket,
+            "mode": settings.mode,
+            "firehose_stream": settings.firehose_stream_name,
             "raw_prefix": settings.raw_prefix,
             "rejected_prefix": settings.rejected_prefix,
             "s3_endpoint": settings.s3_endpoint_url,

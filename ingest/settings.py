@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,6 +11,12 @@ from dataclasses import dataclass
 DEFAULT_CORS_ALLOWED_ORIGINS = ("http://localhost:8080",)
 MAX_EVENTS_PER_REQUEST = 500
 MAX_BODY_BYTES = 1024 * 1024
+# API Gateway's integration and the ingest Lambda time out at 10 s (infra/template.yaml): storing
+# a request's events must end well before, so the client gets a clean 503 it retries.
+DEFAULT_TIME_BUDGET_SECONDS = 8.0
+DEFAULT_TIME_MARGIN_SECONDS = 1.0
+DEFAULT_ATTEMPT_TIMEOUT_SECONDS = 2.0
+DEFAULT_MAX_ATTEMPTS = 3
 
 
 class SettingsError(RuntimeError):
@@ -19,6 +26,32 @@ class SettingsError(RuntimeError):
 def _prefix(value: str) -> str:
     value = value.strip().lstrip("/")
     return value if not value or value.endswith("/") else value + "/"
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum} seconds, got {text!r}")
+    return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {text!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -31,6 +64,20 @@ class Settings:
     max_body_bytes: int = MAX_BODY_BYTES
     region: str | None = None
     s3_endpoint_url: str | None = None
+    # accepted events go to this Firehose delivery stream when set, else one S3 object per request
+    firehose_stream_name: str | None = None
+    firehose_endpoint_url: str | None = None
+    # storing one request's events ends within this many seconds (in Lambda also within the
+    # invocation's remaining time minus time_margin_seconds); then the answer is 503
+    time_budget_seconds: float = DEFAULT_TIME_BUDGET_SECONDS
+    time_margin_seconds: float = DEFAULT_TIME_MARGIN_SECONDS
+    attempt_timeout_seconds: float = DEFAULT_ATTEMPT_TIMEOUT_SECONDS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+    @property
+    def mode(self) -> str:
+        """``firehose`` (accepted events buffered by the delivery stream) or ``direct``."""
+        return "firehose" if self.firehose_stream_name else "direct"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -50,6 +97,14 @@ class Settings:
             cors_allowed_origins=origins,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+            firehose_stream_name=env.get("FIREHOSE_STREAM_NAME", "").strip() or None,
+            firehose_endpoint_url=env.get("AWS_ENDPOINT_URL_FIREHOSE") or env.get("AWS_ENDPOINT_URL") or None,
+            time_budget_seconds=_seconds(env, "INGEST_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS, 0.5),
+            time_margin_seconds=_seconds(env, "INGEST_TIME_MARGIN_SECONDS", DEFAULT_TIME_MARGIN_SECONDS, 0.0),
+            attempt_timeout_seconds=_seconds(
+                env, "INGEST_ATTEMPT_TIMEOUT_SECONDS", DEFAULT_ATTEMPT_TIMEOUT_SECONDS, 0.25
+            ),
+            max_attempts=_count(env, "INGEST_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 10),
         )
 
 

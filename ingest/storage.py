@@ -1,4 +1,8 @@
-"""Writing NDJSON objects to the raw bucket. One S3 client per process."""
+"""Writing NDJSON objects to the raw bucket, each attempt inside the request's time budget.
+
+Clients are made once per process for each pair of per-attempt timeouts (normally one pair;
+smaller ones only when a request is close to its deadline). botocore's own retries are off:
+``ingest.budget.retry_within`` retries, so the retries never outlast the budget."""
 
 from __future__ import annotations
 
@@ -12,13 +16,30 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from ingest.budget import AttemptTimeouts, Deadline, retry_within
+from ingest.settings import Settings
+
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
 
 
-@functools.cache
-def get_s3_client(endpoint_url: str | None = None, region: str | None = None):
-    """The process's S3 client (boto3 clients are thread-safe; created on first use)."""
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=15)
+def client_config(connect_timeout: float, read_timeout: float) -> Config:
+    """One attempt per call, bounded: the caller decides whether another one fits."""
+    return Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def get_s3_client(
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    connect_timeout: float = 1.0,
+    read_timeout: float = 2.0,
+):
+    """The process's S3 client for these timeouts (boto3 clients are thread-safe)."""
+    config = client_config(connect_timeout, read_timeout)
     return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
@@ -28,13 +49,36 @@ def object_key(prefix: str, at: datetime) -> str:
     return f"{prefix}{at:%Y/%m/%d/%H}/{name}.json"
 
 
+def ndjson_line(record: dict[str, Any]) -> bytes:
+    """One record as one NDJSON line, newline included."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
 def to_ndjson(records: Iterable[dict[str, Any]]) -> bytes:
-    lines = (json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in records)
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    return b"".join(ndjson_line(r) for r in records)
 
 
-def put_ndjson(s3, bucket: str, key: str, records: list[dict[str, Any]]) -> int:
-    """Write the records as one NDJSON object; returns its size in bytes."""
-    body = to_ndjson(records)
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=NDJSON_CONTENT_TYPE)
-    return len(body)
+class S3Writer:
+    """PutObject of whole NDJSON objects: an object is either written complete or not at all,
+    and a retry writes the same key with the same body."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def client(self, timeouts: AttemptTimeouts):
+        return get_s3_client(
+            self.settings.s3_endpoint_url, self.settings.region, timeouts.connect, timeouts.read
+        )
+
+    def put_ndjson(self, key: str, records: list[dict[str, Any]], deadline: Deadline) -> int:
+        """Write the records as one NDJSON object; returns its size in bytes."""
+        body = to_ndjson(records)
+
+        def attempt(timeouts: AttemptTimeouts) -> bool:
+            self.client(timeouts).put_object(
+                Bucket=self.settings.raw_bucket, Key=key, Body=body, ContentType=NDJSON_CONTENT_TYPE
+            )
+            return True
+
+        retry_within(deadline, self.settings, attempt, f"s3 put {key}")
+        return len(body)
