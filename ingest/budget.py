@@ -27,7 +27,10 @@ logger = logging.getLogger("ingest.budget")
 CONNECT_TIMEOUT_SECONDS = 1.0
 # per-attempt timeouts are whole quarter seconds (so a process makes at most a few clients)
 TIMEOUT_STEP_SECONDS = 0.25
-MIN_ATTEMPT_SECONDS = 2 * TIMEOUT_STEP_SECONDS
+# kept per attempt for what is not network waiting (signing, a client of other timeouts)
+ATTEMPT_OVERHEAD_SECONDS = 0.1
+# the least time left worth another attempt: the shortest connect and read timeouts + overhead
+MIN_ATTEMPT_SECONDS = 2 * TIMEOUT_STEP_SECONDS + ATTEMPT_OVERHEAD_SECONDS
 FIRST_BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 1.0
 RETRY_AFTER_SECONDS = 2
@@ -92,8 +95,9 @@ class Deadline:
         left = self.remaining()
         if left < MIN_ATTEMPT_SECONDS:
             raise BudgetExhausted(f"time budget of {self.budget:.2f}s spent")
-        connect = _step_down(min(CONNECT_TIMEOUT_SECONDS, left / 2))
-        read = _step_down(min(read_timeout, left - connect))
+        waiting = left - ATTEMPT_OVERHEAD_SECONDS
+        connect = _step_down(min(CONNECT_TIMEOUT_SECONDS, waiting / 2))
+        read = _step_down(min(read_timeout, waiting - connect))
         return AttemptTimeouts(connect=connect, read=read)
 
 

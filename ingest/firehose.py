@@ -18,7 +18,7 @@ import boto3
 
 from ingest.budget import AttemptTimeouts, Deadline, retry_within
 from ingest.settings import Settings
-from ingest.storage import client_config
+from ingest.storage import client_config, default_timeouts
 
 logger = logging.getLogger("ingest.firehose")
 
@@ -88,6 +88,8 @@ class FirehoseWriter:
             raise ValueError("FirehoseWriter needs FIREHOSE_STREAM_NAME")
         self.settings = settings
         self.stream_name = settings.firehose_stream_name
+        # made now (at start-up, not inside the first request's budget)
+        self.client(default_timeouts(settings))
 
     def client(self, timeouts: AttemptTimeouts):
         return get_firehose_client(

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from ingest.budget import AttemptTimeouts, Deadline, retry_within
+from ingest.budget import CONNECT_TIMEOUT_SECONDS, AttemptTimeouts, Deadline, retry_within
 from ingest.settings import Settings
 
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
@@ -29,6 +29,11 @@ def client_config(connect_timeout: float, read_timeout: float) -> Config:
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
+
+
+def default_timeouts(settings: Settings) -> AttemptTimeouts:
+    """The timeouts of an attempt with plenty of time left."""
+    return AttemptTimeouts(connect=CONNECT_TIMEOUT_SECONDS, read=settings.attempt_timeout_seconds)
 
 
 @functools.lru_cache(maxsize=32)
@@ -64,6 +69,8 @@ class S3Writer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # made now (at start-up, not inside the first request's budget)
+        self.client(default_timeouts(settings))
 
     def client(self, timeouts: AttemptTimeouts):
         return get_s3_client(

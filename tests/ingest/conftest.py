@@ -1,15 +1,18 @@
 """Fixtures for the ingest tests: API Gateway HTTP API (payload 2.0) request events, the
-handler pointed at the test session's moto server with a fresh bucket, and readers of what
+handler pointed at the test session's moto server with a fresh bucket (direct mode, or firehose
+mode with a delivery stream of the test's own on the same moto server), and readers of what
 actually landed in that bucket."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
+from ingest_testlib import LambdaContext
 
 
 @pytest.fixture
@@ -20,6 +23,16 @@ def ingest_env(s3_env, monkeypatch) -> dict[str, str]:
 
     for name in ("AWS_ENDPOINT_URL", "RAW_BUCKET", "RAW_PREFIX", "REJECTED_PREFIX", "AWS_REGION"):
         monkeypatch.setenv(name, s3_env[name])
+    for name in (
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_FIREHOSE",
+        "FIREHOSE_STREAM_NAME",
+        "INGEST_TIME_BUDGET_SECONDS",
+        "INGEST_TIME_MARGIN_SECONDS",
+        "INGEST_ATTEMPT_TIMEOUT_SECONDS",
+        "INGEST_MAX_ATTEMPTS",
+    ):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "http://localhost:8080,https://shop.example.com")
@@ -29,13 +42,43 @@ def ingest_env(s3_env, monkeypatch) -> dict[str, str]:
 
 
 @pytest.fixture
+def firehose_stream(ingest_env, monkeypatch) -> Iterator[str]:
+    """A Direct PUT delivery stream of the test's own on the test moto server, delivering to the
+    test bucket under events/, and the handler switched to it (FIREHOSE_STREAM_NAME). moto writes
+    one object per PutRecordBatch call (no buffering) under events/YYYY/MM/DD/HH/."""
+    from ingest.settings import get_settings
+
+    name = f"ingest-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "firehose", endpoint_url=ingest_env["AWS_ENDPOINT_URL"], region_name=ingest_env["AWS_REGION"]
+    )
+    client.create_delivery_stream(
+        DeliveryStreamName=name,
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose-test",
+            "BucketARN": f"arn:aws:s3:::{ingest_env['RAW_BUCKET']}",
+            "Prefix": "events/",
+            "ErrorOutputPrefix": "rejected/firehose/",
+            "BufferingHints": {"IntervalInSeconds": 60, "SizeInMBs": 64},
+            "CompressionFormat": "UNCOMPRESSED",
+        },
+    )
+    monkeypatch.setenv("FIREHOSE_STREAM_NAME", name)
+    get_settings.cache_clear()
+    yield name
+    client.delete_delivery_stream(DeliveryStreamName=name)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def invoke(ingest_env) -> Callable[..., dict[str, Any]]:
-    """Call the Lambda handler with an API Gateway v2 event; returns the response with its JSON
-    body parsed into response["json"]."""
+    """Call the Lambda handler with an API Gateway v2 event (and optionally a LambdaContext);
+    returns the response with its JSON body parsed into response["json"]."""
     from ingest.handler import lambda_handler
 
-    def _invoke(event: dict[str, Any]) -> dict[str, Any]:
-        response = lambda_handler(event, None)
+    def _invoke(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
+        response = lambda_handler(event, context)
         body = response.get("body")
         response["json"] = json.loads(body) if body else None
         return response

@@ -104,3 +104,26 @@ def wait_for_http(url: str, timeout: float = 20.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no HTTP answer from {url} after {timeout}s") from None
             time.sleep(0.1)
+
+
+class LambdaContext:
+    """The part of the Lambda context the handler uses: the invocation's remaining time."""
+
+    def __init__(self, remaining_seconds: float) -> None:
+        self._ends = time.monotonic() + remaining_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._ends - time.monotonic()) * 1000))
+
+
+def whole_ndjson_records(objects: dict[str, bytes]) -> list[dict[str, Any]]:
+    """The records of NDJSON objects that must be whole: every object ends with a newline and
+    every line is one complete JSON object (nothing cut half-way)."""
+    records = []
+    for key, body in objects.items():
+        assert body.endswith(b"\n"), f"{key} does not end with a newline"
+        for number, line in enumerate(body.decode("utf-8").split("\n")[:-1], start=1):
+            record = json.loads(line)
+            assert isinstance(record, dict), f"{key} line {number} is not a JSON object"
+            records.append(record)
+    return records
