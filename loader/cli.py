@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from loader.load import LoaderError, Progress, parse_moment, run_load
+from loader.load import Budget, LoaderError, Progress, parse_moment, run_load
 from loader.logs import setup_logging
 from loader.settings import Settings, SettingsError
 
@@ -26,6 +26,16 @@ def _moment(end: bool):
             raise argparse.ArgumentTypeError(str(exc)) from exc
 
     return parse
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--workers",
             type=int,
-            help="objects loaded at the same time, one connection each (default 2, or $LOADER_WORKERS)",
+            help="batches or large objects copied at the same time, one connection each "
+            "(default 2, or $LOADER_WORKERS)",
+        )
+        p.add_argument(
+            "--max-seconds",
+            type=_positive,
+            metavar="N",
+            help="stop taking new objects after N seconds, commit what is loaded, then build; "
+            "the rest is left for the next run",
         )
         p.add_argument("--json", action="store_true", help="print the run summary as JSON on stdout")
 
@@ -75,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _print_summary(summary, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(summary.to_dict(), default=str))
+        print(json.dumps(summary.result(), default=str))
         return
     text = (
         f"{summary.status}: {summary.objects} objects, {summary.events:,} events, {summary.rejects:,} rejected"
@@ -83,6 +101,8 @@ def _print_summary(summary, as_json: bool) -> None:
     )
     if summary.dry_run:
         text = f"dry run: {summary.pending_objects} objects would be loaded"
+    if summary.objects_left:
+        text += f"; {summary.objects_left} objects left for the next run"
     if summary.dbt_status:
         text += f"; dbt {summary.dbt_status} ({summary.models_built} models)"
     text += f" in {summary.seconds:.1f}s"
@@ -102,6 +122,7 @@ def _run_once(settings: Settings, args, *, since=None, until=None, dry_run=False
         lookback_hours=args.lookback_hours,
         workers=args.workers,
         progress=Progress(sys.stderr.isatty() and not settings.in_lambda),
+        budget=Budget.seconds(args.max_seconds),
     )
 
 

@@ -1,17 +1,20 @@
 """Entry point of the Lambda ``clickstream-etl-lambda`` (run by the EventBridge rule
 ``clickstream-etl-schedule``): any payload runs one load-then-build.
 
-Returns the run's JSON summary when it succeeded. When it did not (the database unreachable,
-an object that failed, dbt failing) the summary is logged and ``EtlRunFailed`` is raised with
-it, so the invocation counts in the function's Errors metric and goes to its failure
-destination; a retry is harmless (objects are loaded exactly once)."""
+The load stops taking new objects when what is left of the invocation falls below
+``LOADER_BUILD_MARGIN_SECONDS`` (kept for the dbt build); the objects left are loaded by the
+next run. Returns the run's summary (``RunSummary.result()``, the shape ``python -m loader load
+--json`` prints) when it succeeded. When it did not (the database unreachable, an object that
+failed, dbt failing) the summary is logged and ``EtlRunFailed`` is raised with it, so the
+invocation counts in the function's Errors metric and goes to its failure destination; a
+retry is harmless (objects are loaded exactly once, and a failed build is redone)."""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from loader.load import LoaderError, run_load
+from loader.load import Budget, LoaderError, RunSummary, run_load
 from loader.logs import setup_logging
 from loader.settings import Settings
 
@@ -31,38 +34,21 @@ def _get_settings() -> Settings:
     return _settings
 
 
-def run(event: dict | None = None) -> dict:
+def run(event: dict | None = None, context=None) -> dict:
     """One load-then-build; the summary, whatever the outcome."""
     settings = _get_settings()
+    budget = Budget.lambda_context(context, settings.build_margin_seconds) if context is not None else None
     try:
-        summary = run_load(settings)
+        summary = run_load(settings, budget=budget)
     except LoaderError as exc:
         log.error("Load failed: %s", exc)
-        return {
-            "status": "failed",
-            "objects": 0,
-            "events": 0,
-            "rejects": 0,
-            "models_built": 0,
-            "error": str(exc),
-        }
-    return {
-        "status": summary.status if summary.dbt_status != "failed" else "dbt_failed",
-        "load_id": summary.load_id,
-        "objects": summary.objects,
-        "events": summary.events,
-        "rejects": summary.rejects,
-        "etag_changes": summary.etag_changes,
-        "failed_objects": summary.failed_objects,
-        "models_built": summary.models_built,
-        "dbt_status": summary.dbt_status,
-        "seconds": summary.seconds,
-        "error": summary.error,
-    }
+        source = f"s3://{settings.raw_bucket}/{settings.raw_prefix}" if settings.raw_bucket else ""
+        return RunSummary.could_not_start(source, str(exc)).result()
+    return summary.result()
 
 
 def handler(event, context) -> dict:
-    result = run(event)
+    result = run(event, context)
     log.info("Run summary", extra={"summary": result})
     if result["status"] != "succeeded":
         raise EtlRunFailed(json.dumps(result, default=str))

@@ -62,3 +62,9 @@ alter table raw.load_runs add column if not exists backend_pid integer;
 alter table raw.load_runs add column if not exists dbt_status text;
 alter table raw.load_runs add column if not exists models_built integer;
 create index if not exists load_runs_started_at_idx on raw.load_runs (started_at);
+-- the build after the load (dbt_status running / success / failed / interrupted / skipped),
+-- when the run last committed a load, and what a time budget left for the next run
+alter table raw.load_runs add column if not exists dbt_started_at timestamptz;
+alter table raw.load_runs add column if not exists dbt_finished_at timestamptz;
+alter table raw.load_runs add column if not exists last_loaded_at timestamptz;
+alter table raw.load_runs add column if not exists objects_left integer not null default 0;

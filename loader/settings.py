@@ -23,6 +23,11 @@ class Settings:
     s3_max_attempts: int
     workers: int
     in_lambda: bool
+    batch_objects: int = 500
+    batch_bytes: int = 16 << 20
+    fetch_concurrency: int = 32
+    build_margin_seconds: float = 300.0
+    build_wait_seconds: float = 120.0
 
     @property
     def default_source(self) -> str:
@@ -33,14 +38,18 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        try:
-            lookback = float(env.get("LOADER_LOOKBACK_HOURS", "48"))
-            attempts = int(env.get("LOADER_S3_MAX_ATTEMPTS", "5"))
-            workers = int(env.get("LOADER_WORKERS", "2"))
-        except ValueError as exc:
-            raise SettingsError(f"invalid number in LOADER_* settings: {exc}") from exc
-        if lookback <= 0:
-            raise SettingsError("LOADER_LOOKBACK_HOURS must be positive")
+
+        def number(name: str, default: str, kind=int, minimum: float = 1):
+            text = env.get(name, default)
+            try:
+                value = kind(text)
+            except ValueError as exc:
+                raise SettingsError(f"{name} must be a number, not {text!r}") from exc
+            if value < minimum:
+                raise SettingsError(f"{name} must be at least {minimum}, not {text!r}")
+            return value
+
+        lookback = number("LOADER_LOOKBACK_HOURS", "48", float, minimum=1e-9)
         project_dir = Path(env.get("DBT_PROJECT_DIR") or PROJECT_ROOT)
         return cls(
             raw_bucket=env.get("RAW_BUCKET") or None,
@@ -48,7 +57,12 @@ class Settings:
             lookback_hours=lookback,
             dbt_project_dir=project_dir,
             dbt_profiles_dir=Path(env.get("DBT_PROFILES_DIR") or project_dir),
-            s3_max_attempts=max(1, attempts),
-            workers=max(1, workers),
+            s3_max_attempts=number("LOADER_S3_MAX_ATTEMPTS", "5"),
+            workers=number("LOADER_WORKERS", "2"),
             in_lambda=bool(env.get("AWS_LAMBDA_FUNCTION_NAME")),
+            batch_objects=number("LOADER_BATCH_OBJECTS", "500"),
+            batch_bytes=int(number("LOADER_BATCH_MB", "16", float, minimum=0.001) * (1 << 20)),
+            fetch_concurrency=number("LOADER_FETCH_CONCURRENCY", "32"),
+            build_margin_seconds=number("LOADER_BUILD_MARGIN_SECONDS", "300", float, minimum=0),
+            build_wait_seconds=number("LOADER_BUILD_WAIT_SECONDS", "120", float, minimum=0),
         )

@@ -43,6 +43,8 @@ class Source(Protocol):
 
     def open(self, obj: ObjectInfo) -> Readable: ...
 
+    def fetch(self, obj: ObjectInfo) -> bytes: ...
+
 
 def is_event_file(key: str) -> bool:
     return key.lower().endswith(EVENT_SUFFIXES)
@@ -105,6 +107,18 @@ class S3Source:
 
     def open(self, obj: ObjectInfo) -> Readable:
         return _ResumableBody(self, obj)
+
+    def fetch(self, obj: ObjectInfo) -> bytes:
+        """The whole object (a small one), read as ``open`` reads: pinned to the listed ETag,
+        resumed with a ranged GET if the connection drops."""
+        body = _ResumableBody(self, obj)
+        try:
+            parts = []
+            while chunk := body.read(1 << 20):
+                parts.append(chunk)
+            return b"".join(parts)
+        finally:
+            body.close()
 
     def get(self, obj: ObjectInfo, start: int = 0):
         """GET the listed version of the object (If-Match its ETag), from byte ``start`` on."""
@@ -200,6 +214,9 @@ class LocalSource:
     def open(self, obj: ObjectInfo) -> Readable:
         return open(self.root / obj.key, "rb")  # noqa: SIM115 - closed by the loader
 
+    def fetch(self, obj: ObjectInfo) -> bytes:
+        return (self.root / obj.key).read_bytes()
+
 
 def _md5(path: Path) -> str:
     digest = hashlib.md5(usedforsecurity=False)
@@ -209,9 +226,11 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def make_s3_client(max_attempts: int = 5):
-    """One S3 client per process, with botocore's standard retry mode (503, throttling,
-    connection errors are retried with backoff)."""
+def make_s3_client(max_attempts: int = 5, max_connections: int = 10):
+    """One S3 client per process, shared by every fetching thread (``max_connections`` pooled
+    connections), with botocore's standard retry mode (503, throttling, connection errors are
+    retried with backoff). Responses are not checksummed a second time: the loader checks the
+    content itself, and the per-request CPU matters with thousands of small objects."""
     import boto3
     from botocore.config import Config
 
@@ -219,6 +238,8 @@ def make_s3_client(max_attempts: int = 5):
         retries={"max_attempts": max_attempts, "mode": "standard"},
         connect_timeout=10,
         read_timeout=120,
+        max_pool_connections=max_connections,
+        response_checksum_validation="when_required",
     )
     return boto3.client("s3", region_name=os.environ.get("AWS_REGION"), config=config)
 

@@ -1,0 +1,77 @@
+"""What a run loads: the time window it scans, and the objects in it that are not yet in the
+manifest (an object whose ETag changed after it was loaded is reported, not loaded again)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+
+from loader.sources import ObjectInfo, Source, is_event_file, window_prefixes
+
+log = logging.getLogger("loader")
+
+
+def parse_moment(text: str, *, end: bool = False) -> datetime:
+    """An ISO 8601 date or date-time (UTC unless it says otherwise). A bare date given as
+    an end of a window means the end of that day."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            moment = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            return moment + timedelta(days=1, microseconds=-1) if end else moment
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not an ISO 8601 date or date-time: {text!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def discover(source: Source, conn, since: datetime, until: datetime) -> tuple[list[ObjectInfo], int]:
+    """The objects in the window that are not in the manifest, in listing order (oldest hour
+    first), and how many listed objects changed after they were loaded."""
+    new: list[ObjectInfo] = []
+    changed = 0
+    have_manifest = _manifest_exists(conn)
+    kind = "S3 objects" if source.describe().startswith("s3://") else "files"
+    for prefix in window_prefixes(source.prefix, since, until):
+        log.info("Listing %s under prefix %s", kind, prefix, extra={"prefix": prefix})
+        listed = [o for o in source.list(prefix) if is_event_file(o.key)]
+        if not listed:
+            continue
+        known = _manifest_etags(conn, source.bucket, prefix) if have_manifest else {}
+        for obj in listed:
+            etag = known.get(obj.key)
+            if etag is None:
+                new.append(obj)
+            elif etag != obj.etag:
+                changed += 1
+                log.warning(
+                    "Object %s changed after it was loaded (ETag %s, loaded %s): not loaded again",
+                    obj.key,
+                    obj.etag,
+                    etag,
+                    extra={"object_key": obj.key, "etag": obj.etag, "loaded_etag": etag},
+                )
+    return new, changed
+
+
+def _manifest_exists(conn) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("select to_regclass('raw.load_manifest') is not null")
+        exists = cur.fetchone()[0]
+    conn.rollback()
+    return exists
+
+
+def _manifest_etags(conn, bucket: str, prefix: str) -> dict[str, str]:
+    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with conn.cursor() as cur:
+        cur.execute(
+            "select object_key, object_etag from raw.load_manifest where bucket = %s and object_key like %s",
+            (bucket, like),
+        )
+        rows = dict(cur.fetchall())
+    conn.rollback()
+    return rows
