@@ -1,6 +1,8 @@
 """The SAM template's security and wiring properties, checked on the parsed template (cfn-lint's own
 YAML loader, which understands !Ref/!Sub/!GetAtt). Names are resolved with the parameters' defaults,
-so `clickstream-etl-lambda` and `clickstream-etl-schedule` are checked as deployed by default."""
+so `clickstream-etl-lambda` and `clickstream-etl-schedule` are checked as deployed by default.
+Resources and statements that depend on the IngestMode parameter are checked in both modes
+(``in_mode`` resolves the template's Fn::If on its conditions)."""
 
 from __future__ import annotations
 
@@ -55,11 +57,57 @@ def resolve(value, params: dict[str, str]):
     return value
 
 
-def statements(role: dict) -> list[dict]:
+NO_VALUE = {"Ref": "AWS::NoValue"}
+# the other conditions as the parameters' defaults make them
+DEFAULT_CONDITIONS = {
+    "HasCognito": False,
+    "HasBakedAmi": False,
+    "HasAlarmEmail": False,
+    "CompressRawEvents": False,
+}
+MODES = {
+    "firehose": {**DEFAULT_CONDITIONS, "UseFirehose": True},
+    "direct": {**DEFAULT_CONDITIONS, "UseFirehose": False},
+}
+
+
+def in_mode(value, conditions: dict[str, bool]):
+    """``value`` as deployed with these condition values: each Fn::If takes its branch, and
+    AWS::NoValue drops the key or list item it stands in."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "Fn::If" in value:
+            name, when_true, when_false = value["Fn::If"]
+            return in_mode(when_true if conditions[name] else when_false, conditions)
+        resolved = {k: in_mode(v, conditions) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v != NO_VALUE}
+    if isinstance(value, list):
+        return [v for v in (in_mode(item, conditions) for item in value) if v != NO_VALUE]
+    return value
+
+
+def deployed(resources: dict, conditions: dict[str, bool]) -> dict:
+    """The resources created with these condition values, Fn::If resolved."""
+    return {
+        name: in_mode(r, conditions)
+        for name, r in resources.items()
+        if "Condition" not in r or conditions.get(r["Condition"], True)
+    }
+
+
+def statements(role: dict, conditions: dict[str, bool] | None = None) -> list[dict]:
     found = []
     for policy in role["Properties"].get("Policies", []):
         found.extend(policy["PolicyDocument"]["Statement"])
-    return found
+    return in_mode(found, conditions or MODES["firehose"])
+
+
+def grants(role: dict, conditions: dict[str, bool] | None = None) -> dict[str, list]:
+    """action -> resources it is allowed on."""
+    out: dict[str, list] = {}
+    for stmt in statements(role, conditions):
+        for action in as_list(stmt["Action"]):
+            out.setdefault(action, []).extend(as_list(stmt["Resource"]))
+    return out
 
 
 def as_list(value) -> list:
@@ -208,9 +256,10 @@ def test_raw_bucket_policy_denies_plain_http(resources):
 # ---------------------------------------------------------------- IAM
 
 
-def test_no_wildcard_actions_or_resources_in_inline_policies(resources):
-    for name, role in of_type(resources, "AWS::IAM::Role").items():
-        for stmt in statements(role):
+@pytest.mark.parametrize("mode", MODES)
+def test_no_wildcard_actions_or_resources_in_inline_policies(resources, mode):
+    for name, role in of_type(deployed(resources, MODES[mode]), "AWS::IAM::Role").items():
+        for stmt in statements(role, MODES[mode]):
             assert stmt["Effect"] == "Allow", name
             for action in as_list(stmt["Action"]):
                 assert "*" not in action, f"{name}: wildcard action {action}"
@@ -218,18 +267,58 @@ def test_no_wildcard_actions_or_resources_in_inline_policies(resources):
                 assert resource != "*", f"{name}: resource *"
 
 
-def test_ingest_may_only_put_under_events_and_rejected(resources):
-    stmts = statements(resources["IngestFunctionRole"])
-    s3 = [s for s in stmts if any(a.startswith("s3:") for a in as_list(s["Action"]))]
-    assert len(s3) == 1
-    assert as_list(s3[0]["Action"]) == ["s3:PutObject"]
-    assert s3[0]["Resource"] == [
-        {"Fn::Sub": "${RawBucket.Arn}/events/*"},
-        {"Fn::Sub": "${RawBucket.Arn}/rejected/*"},
+def test_ingest_in_firehose_mode_may_only_put_records_to_its_stream_and_rejections(resources):
+    role = resources["IngestFunctionRole"]
+
+    assert grants(role, MODES["firehose"]) == {
+        "firehose:PutRecordBatch": [{"Fn::GetAtt": ["IngestDeliveryStream", "Arn"]}],
+        "s3:PutObject": [{"Fn::Sub": "${RawBucket.Arn}/rejected/*"}],
+        "logs:CreateLogStream": [{"Fn::Sub": "${IngestLogGroup.Arn}:*"}],
+        "logs:PutLogEvents": [{"Fn::Sub": "${IngestLogGroup.Arn}:*"}],
+    }
+    assert not role["Properties"].get("ManagedPolicyArns")
+
+
+def test_ingest_in_direct_mode_may_only_put_under_events_and_rejected(resources):
+    role = resources["IngestFunctionRole"]
+
+    assert grants(role, MODES["direct"]) == {
+        "s3:PutObject": [
+            {"Fn::Sub": "${RawBucket.Arn}/events/*"},
+            {"Fn::Sub": "${RawBucket.Arn}/rejected/*"},
+        ],
+        "logs:CreateLogStream": [{"Fn::Sub": "${IngestLogGroup.Arn}:*"}],
+        "logs:PutLogEvents": [{"Fn::Sub": "${IngestLogGroup.Arn}:*"}],
+    }
+
+
+def test_delivery_stream_role_writes_only_its_prefixes(resources):
+    role = resources["IngestDeliveryStreamRole"]
+    assert role["Condition"] == "UseFirehose"
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "firehose.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": {"Ref": "AWS::AccountId"}}}
+    bucket = {"Fn::GetAtt": ["RawBucket", "Arn"]}
+    prefixes = [{"Fn::Sub": "${RawBucket.Arn}/events/*"}, {"Fn::Sub": "${RawBucket.Arn}/rejected/firehose/*"}]
+    allowed = grants(role)
+    log_stream = allowed.pop("logs:PutLogEvents")
+    assert allowed == {
+        "s3:GetBucketLocation": [bucket],
+        "s3:ListBucket": [bucket],
+        "s3:ListBucketMultipartUploads": [bucket],
+        "s3:PutObject": prefixes,
+        "s3:GetObject": prefixes,
+        "s3:AbortMultipartUpload": prefixes,
+    }
+    assert log_stream == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+            "${IngestDeliveryStreamLogGroup}:log-stream:${IngestDeliveryStreamLogStream}"
+        }
     ]
-    others = {a for s in stmts for a in as_list(s["Action"])} - {"s3:PutObject"}
-    assert others == {"logs:CreateLogStream", "logs:PutLogEvents"}
-    assert not resources["IngestFunctionRole"]["Properties"].get("ManagedPolicyArns")
+    # the raw bucket is SSE-S3: no KMS key to grant
+    sse = resources["RawBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
 
 def test_etl_may_list_get_and_read_its_secret_only(resources):
@@ -401,10 +490,11 @@ def test_alarm_on_etl_errors(resources):
 def test_ingest_lambda_and_http_api(resources, defaults):
     fn = resources["IngestFunction"]["Properties"]
     assert fn["Handler"] == "ingest.handler.lambda_handler"
-    assert fn["Environment"]["Variables"] == {
+    assert in_mode(fn["Environment"]["Variables"], MODES["direct"]) == {
         "RAW_BUCKET": {"Ref": "RawBucket"},
         "RAW_PREFIX": "events/",
         "REJECTED_PREFIX": "rejected/",
+        "INGEST_TIME_BUDGET_SECONDS": "8",
         "CORS_ALLOWED_ORIGINS": {"Ref": "AllowedCorsOrigin"},
     }
     api = resources["IngestApi"]["Properties"]
@@ -462,3 +552,103 @@ def test_outputs(template, defaults):
     )
     assert match, command
     assert json.loads(match.group(1)) == {"portNumber": ["3838"], "localPortNumber": ["8080"]}
+
+
+# ---------------------------------------------------------------- ingest buffering (Firehose)
+
+FIREHOSE_RESOURCES = (
+    "IngestDeliveryStream",
+    "IngestDeliveryStreamRole",
+    "IngestDeliveryStreamLogGroup",
+    "IngestDeliveryStreamLogStream",
+    "IngestDeliveryFreshnessAlarm",
+)
+
+
+def test_ingest_mode_parameter_defaults_to_firehose_and_keeps_direct(template, resources):
+    mode = template["Parameters"]["IngestMode"]
+    assert mode["Default"] == "firehose" and sorted(mode["AllowedValues"]) == ["direct", "firehose"]
+    assert template["Conditions"]["UseFirehose"] == {"Fn::Equals": [{"Ref": "IngestMode"}, "firehose"]}
+    assert set(MODES["firehose"]) == set(template["Conditions"]), "MODES must give every condition a value"
+    for name in FIREHOSE_RESOURCES:
+        assert resources[name]["Condition"] == "UseFirehose", name
+    assert template["Outputs"]["IngestDeliveryStreamName"]["Condition"] == "UseFirehose"
+    direct = deployed(resources, MODES["direct"])
+    assert not set(FIREHOSE_RESOURCES) & set(direct)
+    assert "FIREHOSE_STREAM_NAME" not in direct["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    firehose = deployed(resources, MODES["firehose"])
+    env = firehose["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["FIREHOSE_STREAM_NAME"] == {"Ref": "IngestDeliveryStream"}
+
+
+def test_delivery_stream_writes_the_loader_s_hour_prefixes(resources, template, defaults):
+    props = resources["IngestDeliveryStream"]["Properties"]
+    assert resolve(props["DeliveryStreamName"], defaults) == "clickstream-ingest-events"
+    assert props["DeliveryStreamType"] == "DirectPut"
+    assert props["DeliveryStreamEncryptionConfigurationInput"]["KeyType"] in (
+        "AWS_OWNED_CMK",
+        "CUSTOMER_MANAGED_CMK",
+    )
+    s3 = props["ExtendedS3DestinationConfiguration"]
+    assert s3["BucketARN"] == {"Fn::GetAtt": ["RawBucket", "Arn"]}
+    assert s3["RoleARN"] == {"Fn::GetAtt": ["IngestDeliveryStreamRole", "Arn"]}
+    # the arrival hour in UTC: the events/YYYY/MM/DD/HH/ layout the loader lists
+    assert s3["Prefix"] == "events/!{timestamp:yyyy/MM/dd/HH}/"
+    assert "CustomTimeZone" not in s3 or s3["CustomTimeZone"] == "UTC"
+    assert s3["ErrorOutputPrefix"].startswith("rejected/firehose/!{firehose:error-output-type}/")
+    assert s3["CloudWatchLoggingOptions"] == {
+        "Enabled": True,
+        "LogGroupName": {"Ref": "IngestDeliveryStreamLogGroup"},
+        "LogStreamName": {"Ref": "IngestDeliveryStreamLogStream"},
+    }
+
+
+def test_buffering_hints_and_compression_are_parameters_with_documented_defaults(
+    resources, template, defaults
+):
+    s3 = resources["IngestDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+    hints = {k: resolve(v, defaults) for k, v in s3["BufferingHints"].items()}
+    assert hints == {"IntervalInSeconds": "60", "SizeInMBs": "64"}
+    compression = template["Parameters"]["FirehoseCompression"]
+    assert compression["Default"] == "UNCOMPRESSED" and sorted(compression["AllowedValues"]) == [
+        "GZIP",
+        "UNCOMPRESSED",
+    ]
+    assert s3["CompressionFormat"] == {"Ref": "FirehoseCompression"}
+    assert template["Conditions"]["CompressRawEvents"] == {
+        "Fn::Equals": [{"Ref": "FirehoseCompression"}, "GZIP"]
+    }
+
+
+@pytest.mark.parametrize(("compressed", "extension"), [(False, ".json"), (True, ".json.gz")])
+def test_firehose_objects_have_a_suffix_the_loader_lists(resources, compressed, extension):
+    from loader.sources import EVENT_SUFFIXES
+
+    s3 = resources["IngestDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert in_mode(s3["FileExtension"], {"CompressRawEvents": compressed}) == extension
+    # a Firehose object name: <stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid>, then FileExtension
+    prefix = s3["Prefix"].replace("!{timestamp:yyyy/MM/dd/HH}", "2025/11/24/13")
+    key = f"{prefix}clickstream-ingest-events-1-2025-11-24-13-05-00-0b7e6a4e-5f4c-4c1e-9d2b-1a2b3c4d5e6f"
+    assert re.fullmatch(r"events/\d{4}/\d{2}/\d{2}/\d{2}/[^/]+", key)
+    assert not key.lower().endswith(EVENT_SUFFIXES), "without FileExtension the loader would skip it"
+    assert (key + extension).lower().endswith(EVENT_SUFFIXES)
+
+
+def test_ingest_budget_ends_before_the_lambda_and_api_time_out(resources):
+    from ingest.settings import DEFAULT_TIME_MARGIN_SECONDS
+
+    fn = resources["IngestFunction"]["Properties"]
+    budget = float(fn["Environment"]["Variables"]["INGEST_TIME_BUDGET_SECONDS"])
+    integration_seconds = resources["IngestIntegration"]["Properties"]["TimeoutInMillis"] / 1000
+    assert budget + DEFAULT_TIME_MARGIN_SECONDS <= min(fn["Timeout"], integration_seconds)
+
+
+def test_alarms_on_ingest_5xx_and_late_delivery(resources):
+    answers = resources["IngestApi5xxAlarm"]["Properties"]
+    assert (answers["Namespace"], answers["MetricName"]) == ("AWS/ApiGateway", "5xx")
+    assert answers["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "IngestApi"}}]
+    late = resources["IngestDeliveryFreshnessAlarm"]["Properties"]
+    assert (late["Namespace"], late["MetricName"]) == ("AWS/Firehose", "DeliveryToS3.DataFreshness")
+    assert late["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": {"Ref": "IngestDeliveryStream"}}]
+    for alarm in (answers, late):
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
