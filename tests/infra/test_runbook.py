@@ -1,5 +1,6 @@
-"""docs/runbook.md names the exact commands of every operator step, and the log lines it tells
-operators to look for are the ones the loader really writes."""
+"""docs/runbook.md names the exact commands of every operator step, the log lines it tells
+operators to look for are the ones the loader and the ingest Lambda really write, and its cost
+arithmetic for the two ingest modes adds up."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ RUNBOOK = (PROJECT_ROOT / "docs" / "runbook.md").read_text()
         "http://localhost:8080/clickstream-analytics",
         "aws s3 rm",
         "sam delete --stack-name",
+        "aws firehose describe-delivery-stream --delivery-stream-name",
+        "aws logs tail /aws/kinesisfirehose/clickstream-ingest-events",
+        "--function-name clickstream-ingest-lambda",
     ],
 )
 def test_runbook_has_the_exact_command(command):
@@ -43,7 +47,7 @@ def test_runbook_has_the_exact_command(command):
 
 def test_runbook_covers_troubleshooting_topics():
     section = RUNBOOK.split("## 7. Troubleshooting", 1)[1].split("## 8.", 1)[0]
-    for topic in ("### IAM", "### VPC endpoints", "### Database connectivity"):
+    for topic in ("### IAM", "### VPC endpoints", "### Database connectivity", "### Ingest answers 503"):
         assert topic in section
 
 
@@ -62,3 +66,49 @@ def test_log_lines_in_the_runbook_are_the_loaders(runbook_line, loader_format):
     assert f'"{loader_format}"' in loader_source
     pattern = re.escape(loader_format).replace("%s", ".+").replace("%d", r"\d+")
     assert re.fullmatch(pattern, runbook_line)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "could not store events in time",
+        "storage refused events",
+        "firehose refused records",
+        "write attempt failed; retrying",
+    ],
+)
+def test_ingest_log_lines_in_the_runbook_are_the_ingest_lambda_s(message):
+    assert f"`{message}`" in RUNBOOK
+    ingest_source = "\n".join(p.read_text() for p in (PROJECT_ROOT / "ingest").glob("*.py"))
+    assert f'"{message}"' in ingest_source
+
+
+def test_ingest_mode_section_states_its_assumptions_and_its_sums_add_up():
+    section = RUNBOOK.split("### 1.6 Choosing the ingest mode", 1)[1].split("\n## 2.", 1)[0]
+    for assumption in (
+        "10 requests/s",
+        "30-day month",
+        "5 events per request",
+        "0.9 KB",
+        "5 KB",
+        "$0.029/GB",
+    ):
+        assert assumption in section, assumption
+    put, get, per_gb = 0.005 / 1000, 0.0004 / 1000, 0.029
+    requests = 10 * 86_400 * 30
+    objects = 60 * 24 * 30  # one object per 60 s buffer interval
+    billed_gb = requests * 5_000 / 1e9  # one record per request, rounded up to 5 KB
+
+    expected = {
+        "requests": f"{requests:,}",
+        "direct PUTs": f"${requests * put:,.2f}",
+        "direct GETs": f"${requests * get:,.2f}",
+        "firehose objects": f"{objects:,}",
+        "firehose PUTs": f"${objects * put:,.2f}",
+        "firehose ingestion": f"${billed_gb * per_gb:,.2f}",
+        "one record per event": f"${billed_gb * 5 * per_gb:,.2f}",
+        "direct total": f"${round(requests * (put + get)):,}",
+        "firehose total": f"${round(objects * (put + get) + billed_gb * per_gb):,}",
+    }
+    for what, figure in expected.items():
+        assert figure in section, f"{what}: {figure}"
