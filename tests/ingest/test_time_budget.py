@@ -12,8 +12,9 @@ from fault_proxy import FaultProxy
 from ingest_testlib import LambdaContext, api_gateway_event, make_event, whole_ndjson_records
 
 from ingest.budget import MIN_ATTEMPT_SECONDS, BudgetExhausted, Deadline
+from ingest.destinations import get_destinations
 from ingest.settings import Settings, SettingsError, get_settings
-from ingest.storage import get_s3_client
+from ingest.storage import default_timeouts
 
 SLOW_SECONDS = 5.0
 BUDGET_SECONDS = 2.0
@@ -60,12 +61,14 @@ def test_each_attempt_s_timeouts_fit_in_the_time_left():
         Deadline(MIN_ATTEMPT_SECONDS - 0.01).attempt_timeouts(read_timeout=2.0)
 
 
-def test_clients_have_bounded_timeouts_and_leave_retrying_to_the_budget(invoke):
-    invoke(api_gateway_event(make_event()))
+def test_clients_have_bounded_timeouts_and_leave_retrying_to_the_budget(ingest_env, firehose_stream):
+    destinations = get_destinations(get_settings())
+    usual = default_timeouts(get_settings())
 
-    config = get_s3_client(None, "us-east-1", 1.0, 2.0).meta.config
-    assert (config.connect_timeout, config.read_timeout) == (1.0, 2.0)
-    assert config.retries["total_max_attempts"] == 1
+    for client in (destinations.s3.client(usual), destinations.firehose.client(usual)):
+        config = client.meta.config
+        assert (config.connect_timeout, config.read_timeout) == (1.0, 2.0)
+        assert config.retries["total_max_attempts"] == 1  # retry_within decides about another attempt
 
 
 @pytest.mark.parametrize(
