@@ -2,6 +2,12 @@
 same events into the same table shape, and a row-by-row ``executemany`` baseline.
 
     .venv/bin/python bench/load.py [--events 1000000] [--files-per-hour 1] [--gzip]
+    .venv/bin/python bench/load.py --small-only [--small-events 100000] [--events-per-object 5]
+
+The small-objects case (run after the main one, or alone with ``--small-only``) loads the same
+events twice, each into a fresh database: as one object, and as many small objects of a few
+events each (the shape the ingest endpoint writes: one object per request), from the local S3
+endpoint and from a local directory; it prints objects/s, events/s and the small/one ratio.
 
 Needs the local services (``make up``): PostgreSQL (PG*) and moto on AWS_ENDPOINT_URL. Works
 in a bucket and databases of its own, removed at the end. Prints events/s, peak memory (max
@@ -209,6 +215,103 @@ def executemany_sample(db: str, copy_file: Path, sample: int) -> tuple[int, floa
     return len(rows), seconds
 
 
+def small_objects_case(s3, args, env: dict[str, str], tag: str) -> None:
+    """The same events as one object and as ``events / per_object`` small objects."""
+    import shutil
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    n, per = args.small_events, args.events_per_object
+    try:
+        from generator import generate_events
+
+        events = list(generate_events(seed=42, start=START, days=1, events=n))[:n]
+    except ImportError:
+        events = list(simple_events(n, 24))
+    lines = [json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events]
+    n = len(lines)
+    small = [b"".join(lines[i : i + per]) for i in range(0, n, per)]
+    prefix = f"events/{START:%Y/%m/%d/%H}/"
+    work = ROOT / ".local" / "bench" / f"small-{tag}"
+    buckets = {"one": f"bench-one-{tag}", "small": f"bench-small-{tag}"}
+    objects = {"one": [(f"{prefix}all.json", b"".join(lines))], "small": []}
+    objects["small"] = [(f"{prefix}req-{i:06d}.json", body) for i, body in enumerate(small)]
+    print(f"\nsmall objects: {n:,} events as 1 object and as {len(small):,} objects of {per} events")
+    t = time.perf_counter()
+    local = threading.local()
+
+    def client():
+        if not hasattr(local, "s3"):
+            local.s3 = boto3.client(
+                "s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1"
+            )
+        return local.s3
+
+    for shape, bucket in buckets.items():
+        s3.create_bucket(Bucket=bucket)
+        with ThreadPoolExecutor(16) as pool:
+            list(
+                pool.map(
+                    lambda kb, b=bucket: client().put_object(Bucket=b, Key=kb[0], Body=kb[1]), objects[shape]
+                )
+            )
+        for key, body in objects[shape]:
+            path = work / shape / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+    print(f"written to the local S3 and to {work} in {time.perf_counter() - t:.0f}s")
+    since = START.strftime("%Y-%m-%d")
+    rows = []
+    try:
+        for where in [w for w in ("local S3", "directory") if w.split()[-1][:3] in args.small_sources]:
+            measured = {}
+            for shape in ("one", "small"):
+                db = f"bench_{shape}_{tag}"
+                drop_db(db)
+                create_db(db)
+                source = f"s3://{buckets[shape]}/events/" if where == "local S3" else str(work / shape)
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "loader",
+                    "load",
+                    "--source",
+                    source,
+                    "--since",
+                    since,
+                    "--until",
+                    since,
+                    "--no-build",
+                    "--json",
+                ]
+                seconds, rss, _, out = run_measured(cmd, dict(env, PGDATABASE=db))
+                summary = json.loads(out.strip().splitlines()[-1])
+                print(f"  {where}, {summary['objects']:,} objects: {seconds:.2f}s, {rss:.0f} MB")
+                assert summary["events"] == n == count_rows(db), summary
+                drop_db(db)
+                measured[shape] = (seconds, rss, summary["objects"])
+                rows.append((where, shape, summary["objects"], seconds, rss))
+            ratio = (n / measured["small"][0]) / (n / measured["one"][0])
+            print(f"{where}: small/one throughput {ratio:.2f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        for bucket in buckets.values():
+            paginator = s3.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+            s3.delete_bucket(Bucket=bucket)
+    print()
+    print("| source | shape | objects | seconds | objects/s | events/s | peak RSS (MB) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for where, shape, count, seconds, rss in rows:
+        label = "1 object" if shape == "one" else f"{count:,} objects of {per} events"
+        print(
+            f"| {where} | {label} | {count:,} | {seconds:.2f} | {count / seconds:,.0f} | {n / seconds:,.0f} | {rss:.0f} |"
+        )
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -240,6 +343,12 @@ def main() -> int:
     parser.add_argument("--gzip", action="store_true", help="write gzip-compressed objects")
     parser.add_argument("--executemany-sample", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=2, help="rounds of loader / psql \\copy (best counts)")
+    parser.add_argument("--small-events", type=int, default=100_000, help="events in the small-objects case")
+    parser.add_argument("--events-per-object", type=int, default=5, help="events per small object")
+    parser.add_argument(
+        "--small-sources", default="S3,dir", help="small-objects case sources: S3, dir or both (S3,dir)"
+    )
+    parser.add_argument("--small-only", action="store_true", help="run only the small-objects case")
     args = parser.parse_args()
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
@@ -252,8 +361,11 @@ def main() -> int:
     work = ROOT / ".local" / "bench"
     work.mkdir(parents=True, exist_ok=True)
     copy_file = work / f"events-{tag}.copy"
-    s3.create_bucket(Bucket=bucket)
     print(f"machine: {machine()}")
+    if args.small_only:
+        small_objects_case(s3, args, dict(os.environ), tag)
+        return 0
+    s3.create_bucket(Bucket=bucket)
     try:
         t = time.perf_counter()
         gen = generate(s3, bucket, args.events, args.days, args.files_per_hour, args.gzip)
@@ -358,6 +470,7 @@ def main() -> int:
             f" with {summary['events']:,} events / {summary['objects']} objects: {rss:.0f} MB"
         )
         print(f"loader / psql \\copy throughput: {results['loader'][0] / seconds / psql_rate:.0%}")
+        small_objects_case(s3, args, env, tag)
     finally:
         copy_file.unlink(missing_ok=True)
         for db in dbs.values():

@@ -552,7 +552,9 @@ def load_all(
                         items.put(_DONE, timeout=0.1)
                         break
                     except queue.Full:
-                        try:  # only when stopping: make room for the end markers
+                        if not stop.is_set():
+                            continue  # the workers are busy: wait for room
+                        try:  # stopping: what is queued is dropped (counted as left)
                             items.get_nowait()
                         except queue.Empty:
                             pass

@@ -171,10 +171,10 @@ def build_reason(conn, load_id: str) -> str | None:
             "The build of run %s was interrupted (its process died): building again",
             ", ".join(str(i) for i in interrupted),
         )
-    if last is None or last_success is None:
-        return "the marts have not been built yet"
-    if last[0] in ("failed", "interrupted"):
+    if last is not None and last[0] in ("failed", "interrupted"):
         return f"the last build {last[0]}"
+    if last_success is None:
+        return "the marts have not been built yet"
     if newer:
         return "events were loaded since the last build started"
     return None

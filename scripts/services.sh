@@ -156,7 +156,7 @@ s3_up() {
         log "S3 (moto) already running on 127.0.0.1:$MOTO_PORT"
     else
         log "starting S3 (moto server) on 127.0.0.1:$MOTO_PORT"
-        nohup "$VENV_BIN/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$LOG_DIR/moto.log" 2>&1 &
+        nohup "$VENV_BIN/python" scripts/local_s3.py -H 127.0.0.1 -p "$MOTO_PORT" >"$LOG_DIR/moto.log" 2>&1 &
         echo $! >"$LOCAL_DIR/moto.pid"
         for _ in $(seq 1 100); do
             s3_is_running && break

@@ -526,8 +526,19 @@ def server(input: Inputs, output: Outputs, session: Session):
         def count(v):
             return "n/a" if v is None or pd.isna(v) else f"{int(v):,}"
 
+        def hhmm(v):
+            return "never" if v is None or pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M UTC")
+
+        behind = None
+        if bool(row.get("marts_behind", False)):
+            behind = ui.span(
+                f"Marts behind: built {hhmm(row['marts_built_at'])}, raw loaded {hhmm(row['raw_loaded_at'])}",
+                class_="badge bg-warning text-dark me-3 health-marts-behind",
+                title="Events were loaded after the last successful dbt build started; the next ETL run builds them.",
+            )
         return ui.div(
             ui.span(f"Data {status}", class_=f"badge bg-{colour} me-3 health-status"),
+            behind,
             item("Last load", last_text, "health-last-load"),
             item("Lag", lag_text, "health-lag"),
             item("Events loaded (24 h)", count(row["events_last_24h"]), "health-events-24h"),

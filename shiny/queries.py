@@ -278,8 +278,9 @@ def price_bounds(conn) -> QueryResult:
 
 
 def data_health(conn) -> QueryResult:
-    """Newest load, its lag, events loaded in the last 24 hours, quarantined events and the
-    freshness status. Uses `analytics.load_health` (one row per loader run) when the dbt
+    """Newest load, its lag, events loaded in the last 24 hours, quarantined events, the
+    freshness status, and whether the marts are behind the raw data (a load committed after
+    the last successful build started). Uses `analytics.load_health` (one row per loader run) when the dbt
     project provides it; otherwise falls back to what the marts show."""
     with conn.cursor() as cur:
         cur.execute("select to_regclass('analytics.load_health') is not null")
@@ -293,7 +294,10 @@ def data_health(conn) -> QueryResult:
                        as events_last_24h,
                    coalesce(sum(rejects), 0)::bigint as rejected_lines,
                    count(*) filter (where status = 'failed' and finished_at >= now() - interval '24 hours')
-                       as failed_runs_24h
+                       as failed_runs_24h,
+                   max(last_loaded_at) filter (where events > 0) as raw_loaded_at,
+                   max(dbt_started_at) filter (where dbt_status = 'success') as marts_data_at,
+                   max(dbt_finished_at) filter (where dbt_status = 'success') as marts_built_at
             from analytics.load_health
         ),
         quarantine as (select count(*)::bigint as quarantined_events from analytics.rejected_events)
@@ -303,6 +307,11 @@ def data_health(conn) -> QueryResult:
                runs.rejected_lines,
                quarantine.quarantined_events,
                runs.failed_runs_24h,
+               runs.raw_loaded_at,
+               runs.marts_built_at,
+               -- a load committed after the last good build started is not in the marts yet
+               coalesce(runs.raw_loaded_at > coalesce(runs.marts_data_at, '-infinity'), false)
+                   as marts_behind,
                case
                    when runs.last_load_at is null then 'no data'
                    when now() - runs.last_load_at > make_interval(mins => %(error)s) then 'error'
@@ -326,6 +335,9 @@ def data_health(conn) -> QueryResult:
                null::bigint as rejected_lines,
                quarantine.quarantined_events,
                null::bigint as failed_runs_24h,
+               null::timestamptz as raw_loaded_at,
+               null::timestamptz as marts_built_at,
+               false as marts_behind,
                case
                    when newest.last_load_at is null then 'no data'
                    when now() - newest.last_load_at > make_interval(mins => %(error)s) then 'error'

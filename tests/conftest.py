@@ -127,12 +127,20 @@ def fresh_db(make_database) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, for this test session only."""
+    """The local S3 endpoint (moto's server, as scripts/local_s3.py starts it) on a free loopback
+    port, for this test session only."""
     port = free_port()
     (PROJECT_ROOT / ".local").mkdir(exist_ok=True)
     log = open(PROJECT_ROOT / ".local" / f"moto-test-{port}.log", "w")
     proc = subprocess.Popen(
-        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        [
+            str(VENV_BIN / "python"),
+            str(PROJECT_ROOT / "scripts" / "local_s3.py"),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

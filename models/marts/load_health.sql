@@ -14,7 +14,11 @@ load_runs as (
         rejects,
         etag_changes,
         status,
-        error
+        error,
+        last_loaded_at,
+        dbt_status,
+        dbt_started_at,
+        dbt_finished_at
     from {{ ref('stg_clickstream__load_runs') }}
 ),
 
@@ -29,7 +33,11 @@ final as (
         rejects,
         etag_changes,
         status,
-        error
+        error,
+        last_loaded_at,
+        dbt_status,
+        dbt_started_at,
+        dbt_finished_at
     from load_runs
 )
 

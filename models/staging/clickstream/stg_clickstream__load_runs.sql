@@ -12,7 +12,11 @@ load_runs as (
         rejects,
         etag_changes,
         status,
-        error
+        error,
+        last_loaded_at,
+        dbt_status,
+        dbt_started_at,
+        dbt_finished_at
     from {{ source('clickstream', 'load_runs') }}
 ),
 
@@ -26,7 +30,11 @@ final as (
         rejects,
         etag_changes,
         lower(status) as status,
-        error
+        error,
+        last_loaded_at,
+        lower(dbt_status) as dbt_status,
+        dbt_started_at,
+        dbt_finished_at
     from load_runs
 )
 
