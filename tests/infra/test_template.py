@@ -444,6 +444,9 @@ def test_etl_lambda_image_in_the_vpc(resources, defaults):
     assert env["DBT_PROJECT_DIR"] == env["DBT_PROFILES_DIR"] == "/var/task"
     assert env["DBT_TARGET_PATH"].startswith("/tmp/") and env["DBT_LOG_PATH"].startswith("/tmp/")
     assert props["ReservedConcurrentExecutions"] == 1
+    # the loader stops taking objects in time for the build: the margin is well inside the timeout
+    assert env["LOADER_BUILD_MARGIN_SECONDS"] == {"Ref": "EtlBuildMarginSeconds"}
+    assert 0 < int(defaults["EtlBuildMarginSeconds"]) < int(defaults["EtlTimeoutSeconds"])
     invoke = props["EventInvokeConfig"]
     assert 0 <= invoke["MaximumRetryAttempts"] <= 2
     assert invoke["DestinationConfig"]["OnFailure"] == {
