@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from loader.load import connect
+from loader.db import connect
 
 
 def read_status(runs: int = 10) -> dict:
@@ -17,7 +17,7 @@ def read_status(runs: int = 10) -> dict:
                 return {"initialised": False, "runs": []}
             cur.execute(
                 "select load_id::text, started_at, finished_at, status, objects, events, rejects,"
-                " etag_changes, failed_objects, dbt_status, models_built, error"
+                " etag_changes, failed_objects, objects_left, dbt_status, models_built, error"
                 " from raw.load_runs order by started_at desc limit %s",
                 (runs,),
             )
@@ -33,6 +33,13 @@ def read_status(runs: int = 10) -> dict:
                 " object_key desc limit 1"
             )
             newest = cur.fetchone()
+            # the marts hold every load committed before the last successful build started
+            cur.execute(
+                "select max(dbt_finished_at) filter (where dbt_status = 'success'),"
+                " max(dbt_started_at) filter (where dbt_status = 'success'),"
+                " max(last_loaded_at) filter (where events > 0) from raw.load_runs"
+            )
+            marts_built_at, marts_data_at, raw_loaded_at = cur.fetchone()
         conn.rollback()
     finally:
         conn.close()
@@ -46,6 +53,10 @@ def read_status(runs: int = 10) -> dict:
         "newest_object_at": newest_object_at,
         "last_loaded_at": last_loaded_at,
         "lag_seconds": (now - newest_object_at).total_seconds() if newest_object_at else None,
+        "marts_built_at": marts_built_at,
+        "raw_loaded_at": raw_loaded_at,
+        "marts_behind": raw_loaded_at is not None
+        and (marts_data_at is None or raw_loaded_at > marts_data_at),
         "runs": recent,
     }
 
@@ -73,9 +84,15 @@ def format_status(status: dict) -> str:
         f"lines rejected:   {status['lines_rejected']:,}",
         f"newest object:    {status['newest_object'] or '-'} ({_fmt_time(status['newest_object_at'])} UTC)",
         f"lag (now - newest object): {_fmt_lag(status['lag_seconds'])}",
+        f"marts built:      {_fmt_time(status['marts_built_at'])} UTC"
+        + (
+            f" (behind: raw loaded {_fmt_time(status['raw_loaded_at'])} UTC; the next run builds)"
+            if status["marts_behind"]
+            else ""
+        ),
         "",
         f"{'started (UTC)':<20} {'status':<10} {'objects':>8} {'events':>10} {'rejects':>8} "
-        f"{'changed':>8} {'failed':>7} {'dbt':<8} {'secs':>7}  error",
+        f"{'changed':>8} {'failed':>7} {'left':>6} {'dbt':<11} {'secs':>7}  error",
     ]
     for run in status["runs"]:
         secs = (
@@ -83,7 +100,7 @@ def format_status(status: dict) -> str:
         )
         lines.append(
             f"{_fmt_time(run['started_at']):<20} {run['status']:<10} {run['objects']:>8,} {run['events']:>10,} "
-            f"{run['rejects']:>8,} {run['etag_changes']:>8} {run['failed_objects']:>7} "
-            f"{run['dbt_status'] or '-':<8} {secs:>7}  {(run['error'] or '')[:80]}"
+            f"{run['rejects']:>8,} {run['etag_changes']:>8} {run['failed_objects']:>7} {run['objects_left']:>6} "
+            f"{run['dbt_status'] or '-':<11} {secs:>7}  {(run['error'] or '')[:80]}"
         )
     return "\n".join(lines)

@@ -252,11 +252,15 @@ def test_a_load_whose_build_never_started_is_built_by_the_next_run(put, run_cli,
     assert run_cli("load", *window_args(), env=env).returncode == 0
     put(HOUR_PREFIX + "b.json", ndjson(4, 6))
     assert run_cli("load", "--no-build", *window_args(), env=env).returncode == 0  # build never started
+    behind = run_cli("status")
+    assert "(behind: raw loaded" in behind.stdout, behind.stdout
     again = run_cli("load", "--json", *window_args(), env=env)
     result = json.loads(again.stdout.strip().splitlines()[-1])
     assert result["events"] == 0 and result["dbt_status"] == "success"
     assert result["build_reason"] == "events were loaded since the last build started"
     assert query("select sum(events) from probe.events_per_object") == [(10,)]
+    caught_up = run_cli("status", "--json")
+    assert json.loads(caught_up.stdout)["marts_behind"] is False
 
 
 def test_two_runs_at_once_overlap_split_the_objects_and_never_build_together(

@@ -344,3 +344,51 @@ def test_empty_warehouse_gives_empty_results(empty_db):
         assert queries.data_health(conn).df.iloc[0]["freshness"] == "no data"
     finally:
         conn.close()
+
+
+def test_data_health_says_when_the_marts_are_behind_the_raw_data(reader, admin):
+    """A load committed after the last successful build started is not in the marts: the bar
+    says so with both times, until a build starts after it."""
+    runs = [
+        # loaded 3 days ago (older than anything else here), never built
+        ("00000000-0000-0000-0000-00000000b001", "3 days", None, None),
+        # a later successful build that started after that load
+        ("00000000-0000-0000-0000-00000000b002", "2 days", "success", "47 hours"),
+    ]
+    try:
+        with admin.cursor() as cur:
+            load_id, ago, _, _ = runs[0]
+            cur.execute(
+                "insert into raw.load_runs (load_id, started_at, finished_at, objects, events, rejects, status,"
+                " last_loaded_at) values (%s, now() - %s::interval, now() - %s::interval, 1, 5, 0, 'succeeded',"
+                " now() - %s::interval)",
+                (load_id, ago, ago, ago),
+            )
+        admin.commit()
+        behind = queries.data_health(reader).df.iloc[0]
+        assert bool(behind["marts_behind"]) is True
+        assert behind["marts_built_at"] is None or behind["marts_built_at"] != behind["marts_built_at"]
+        assert (
+            abs(
+                (pd.Timestamp.now(tz="UTC") - pd.Timestamp(behind["raw_loaded_at"])).total_seconds()
+                - 3 * 86400
+            )
+            < 60
+        )
+
+        with admin.cursor() as cur:
+            load_id, ago, status, built = runs[1]
+            cur.execute(
+                "insert into raw.load_runs (load_id, started_at, finished_at, objects, events, rejects, status,"
+                " dbt_status, dbt_started_at, dbt_finished_at) values (%s, now() - %s::interval,"
+                " now() - %s::interval, 0, 0, 0, 'succeeded', %s, now() - %s::interval, now() - %s::interval)",
+                (load_id, ago, ago, status, built, built),
+            )
+        admin.commit()
+        caught_up = queries.data_health(reader).df.iloc[0]
+        assert bool(caught_up["marts_behind"]) is False
+        assert caught_up["marts_built_at"] is not None
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("delete from raw.load_runs where load_id = any(%s::uuid[])", ([r[0] for r in runs],))
+        admin.commit()
