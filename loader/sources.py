@@ -36,6 +36,7 @@ class ObjectChanged(Exception):
 class Source(Protocol):
     bucket: str
     prefix: str
+    max_fetch_concurrency: int
 
     def describe(self) -> str: ...
 
@@ -85,6 +86,8 @@ def normalise_prefix(prefix: str) -> str:
 
 class S3Source:
     """Objects in an S3 bucket; reads stream, and only the version (ETag) that was listed."""
+
+    max_fetch_concurrency = 1024
 
     def __init__(self, bucket: str, prefix: str, client) -> None:
         self.bucket = bucket
@@ -183,6 +186,9 @@ class LocalSource:
     """A local directory laid out like the bucket (``DIR/events/YYYY/MM/DD/HH/*.json``).
     The ETag is the MD5 of the content, as S3 computes it for single-part uploads."""
 
+    max_fetch_concurrency = 4
+    """Reading local files gains nothing from more threads (they only contend for the GIL)."""
+
     def __init__(self, root: str | Path, prefix: str) -> None:
         self.root = Path(root).resolve()
         prefix = normalise_prefix(prefix)
@@ -199,13 +205,14 @@ class LocalSource:
         base = self.root / prefix
         if not base.is_dir():
             return
+        root = str(self.root) + os.sep
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
             for name in sorted(filenames):
-                path = Path(dirpath) / name
-                stat = path.stat()
+                path = os.path.join(dirpath, name)  # plain strings: thousands of small files
+                stat = os.stat(path)
                 yield ObjectInfo(
-                    key=path.relative_to(self.root).as_posix(),
+                    key=path[len(root) :].replace(os.sep, "/"),
                     etag=_md5(path),
                     size=stat.st_size,
                     last_modified=datetime.fromtimestamp(stat.st_mtime, UTC),
@@ -218,7 +225,7 @@ class LocalSource:
         return (self.root / obj.key).read_bytes()
 
 
-def _md5(path: Path) -> str:
+def _md5(path: str | Path) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
