@@ -16,10 +16,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 
 from loader import schema
-from loader.copying import BatchLimits, load_all
+from loader.copying import BatchLimits
 from loader.credentials import describe_target
 from loader.db import LoaderError, connect
 from loader.discovery import discover, parse_moment
+from loader.pipeline import load_all
 from loader.progress import Progress
 from loader.runs import (
     RunSummary,
