@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start and stop the project's local services (idempotent):
 #   - a project-local PostgreSQL cluster on 127.0.0.1:$PGPORT (data under .local/pg)
-#   - moto's S3 server on 127.0.0.1:$MOTO_PORT with the raw bucket created
+#   - the local S3 endpoint (moto's server through scripts/local_s3.py) on 127.0.0.1:$MOTO_PORT with the raw bucket created
 # Usage: scripts/services.sh up|down|status|pg-up|pg-down|s3-up|s3-down
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
