@@ -215,6 +215,21 @@ def executemany_sample(db: str, copy_file: Path, sample: int) -> tuple[int, floa
     return len(rows), seconds
 
 
+def loader_command(source: str, since: str, until: str) -> list[str]:
+    """``python -m loader load`` of a window, without the build, printing its JSON summary."""
+    return [sys.executable, "-m", "loader", "load", "--source", source, "--since", since, "--until", until,
+            "--no-build", "--json"]  # fmt: skip
+
+
+def remove_bucket(s3, bucket: str) -> None:
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    s3.delete_bucket(Bucket=bucket)
+
+
 def small_objects_case(s3, args, env: dict[str, str], tag: str) -> None:
     """The same events as one object and as ``events / per_object`` small objects."""
     import shutil
@@ -270,20 +285,7 @@ def small_objects_case(s3, args, env: dict[str, str], tag: str) -> None:
                 drop_db(db)
                 create_db(db)
                 source = f"s3://{buckets[shape]}/events/" if where == "local S3" else str(work / shape)
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "loader",
-                    "load",
-                    "--source",
-                    source,
-                    "--since",
-                    since,
-                    "--until",
-                    since,
-                    "--no-build",
-                    "--json",
-                ]
+                cmd = loader_command(source, since, since)
                 seconds, rss, _, out = run_measured(cmd, dict(env, PGDATABASE=db))
                 summary = json.loads(out.strip().splitlines()[-1])
                 print(f"  {where}, {summary['objects']:,} objects: {seconds:.2f}s, {rss:.0f} MB")
@@ -296,12 +298,7 @@ def small_objects_case(s3, args, env: dict[str, str], tag: str) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         for bucket in buckets.values():
-            paginator = s3.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket):
-                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-                if keys:
-                    s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-            s3.delete_bucket(Bucket=bucket)
+            remove_bucket(s3, bucket)
     print()
     print("| source | shape | objects | seconds | objects/s | events/s | peak RSS (MB) |")
     print("|---|---|---:|---:|---:|---:|---:|")
@@ -384,20 +381,7 @@ def main() -> int:
         # 1. the loader, from the local S3 endpoint (its own process: its own peak RSS)
         def loader(db: str, until_arg: str) -> tuple[float, float, dict]:
             run_env = dict(env, PGDATABASE=db)
-            cmd = [
-                sys.executable,
-                "-m",
-                "loader",
-                "load",
-                "--source",
-                f"s3://{bucket}/events/",
-                "--since",
-                since,
-                "--until",
-                until_arg,
-                "--no-build",
-                "--json",
-            ]
+            cmd = loader_command(f"s3://{bucket}/events/", since, until_arg)
             seconds, rss, _, out = run_measured(cmd, run_env)
             return seconds, rss, json.loads(out.strip().splitlines()[-1])
 
@@ -478,12 +462,7 @@ def main() -> int:
                 drop_db(db)
             except psycopg2.Error as exc:
                 print(f"could not drop {db}: {exc}", file=sys.stderr)
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
-        s3.delete_bucket(Bucket=bucket)
+        remove_bucket(s3, bucket)
     return 0
 
 
