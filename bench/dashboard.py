@@ -5,7 +5,7 @@ p50/p95 over repeated runs with varied filter values, at 100 thousand and 10 mil
                                         [--browser]
 
 For each size: a database of its own, generator events COPYed into raw.clickstream_events
-(the loader's table), `dbt build`, then the dashboards' own query functions (shiny/queries.py)
+(the loader's table), `dbt build`, then the dashboards' own query functions (shiny/queries/)
 run as the read-only role. --browser also times the first page load in headless Chromium
 (serve.py against that database). Databases are dropped at the end unless --keep."""
 
@@ -244,7 +244,7 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-# pages whose queries the app runs side by side on a filter change (shiny/app.py: side_by_side);
+# pages whose queries the app runs side by side on a filter change (shiny/querying.py: SessionDb.side_by_side);
 # the first load's are timed one after another (a conservative sum)
 SIDE_BY_SIDE = {"overview", "funnel", "products", "activity"}
 
@@ -331,15 +331,15 @@ def browser_first_load(db: str, tries: int = 5) -> tuple[list[float], list[float
                 t0 = time.perf_counter()
                 page.goto(url)
                 page.wait_for_function(
-                    "() => document.querySelector('#ov_products-table table tbody tr')"
-                    " && document.querySelector('#ov_funnel-table table tbody tr')"
+                    "() => document.querySelector('#overview-products-table table tbody tr')"
+                    " && document.querySelector('#overview-funnel-table table tbody tr')"
                     " && document.querySelector('.health-status')",
                     timeout=60_000,
                     polling=20,
                 )
                 t1 = time.perf_counter() - t0
                 page.wait_for_function(
-                    "() => ['ov_funnel-figure', 'ov_daily-figure'].every(id => {"
+                    "() => ['overview-funnel-figure', 'overview-daily-figure'].every(id => {"
                     " const f = document.getElementById(id); return f && f._fullData; })",
                     timeout=60_000,
                     polling=20,

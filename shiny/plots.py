@@ -15,13 +15,6 @@ import plotly
 import plotly.graph_objects as go
 from htmltools import HTML, Tag, tags
 
-STEP_LABELS = {
-    "page_view": "Page view",
-    "product_view": "Product view",
-    "add_to_cart": "Add to cart",
-    "checkout_start": "Checkout",
-    "purchase": "Purchase",
-}
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 LAYOUT = {
     "template": "plotly_white",
@@ -73,8 +66,9 @@ def to_html(fig: go.Figure, div_id: str | None = None) -> str:
     )
 
 
-def funnel_figure(df: pd.DataFrame) -> go.Figure:
-    labels = [STEP_LABELS.get(s, s) for s in df["step"]]
+def funnel_figure(df: pd.DataFrame, step_labels: dict[str, str]) -> go.Figure:
+    """Sessions per step; `step_labels` (step -> label, from the dbt project) names them."""
+    labels = [step_labels.get(s, s) for s in df["step"]]
     text = [
         f"{int(n):,}" + ("" if pd.isna(d) else f"  (−{d:.1f}%)")
         for n, d in zip(df["sessions"], df["drop_off_pct"], strict=True)
@@ -108,14 +102,15 @@ def bars_by_group(df: pd.DataFrame, x: str, group: str, y: str, y_title: str = "
     return fig
 
 
-def funnel_breakdown_figure(df: pd.DataFrame) -> go.Figure:
-    """Sessions reaching each step as % of page-view sessions, one bar group per breakdown value."""
+def funnel_breakdown_figure(df: pd.DataFrame, step_labels: dict[str, str]) -> go.Figure:
+    """Sessions reaching each step as % of the first step's sessions, one bar group per
+    breakdown value; `step_labels` (step -> label, in funnel order) names the steps."""
     fig = go.Figure()
-    steps = list(STEP_LABELS)
+    steps = list(step_labels)
     for _, row in df.iterrows():
-        base = row["page_view"] or 0
+        base = row[steps[0]] or 0
         values = [round(100.0 * row[s] / base, 1) if base else 0 for s in steps]
-        fig.add_trace(go.Bar(x=[STEP_LABELS[s] for s in steps], y=values, name=str(row["breakdown"])))
+        fig.add_trace(go.Bar(x=[step_labels[s] for s in steps], y=values, name=str(row["breakdown"])))
     fig.update_layout(barmode="group", yaxis_title="% of page-view sessions")
     return fig
 

@@ -13,10 +13,10 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [
-    ("overview", "ov_daily"),
-    ("funnel", "fn_breakdown_card"),
-    ("products", "pr_products"),
-    ("activity", "ac_heatmap"),
+    ("overview", "overview-daily"),
+    ("funnel", "funnel-breakdown_card"),
+    ("products", "products-performance"),
+    ("activity", "activity-heatmap"),
 ]
 CHROMIUM_ARGS = [
     "--headless",

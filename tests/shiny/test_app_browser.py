@@ -28,7 +28,7 @@ STEPS = ["page_view", "product_view", "add_to_cart", "checkout_start", "purchase
 def open_app(page: Page, url: str) -> None:
     page.goto(url)
     wait_idle(page)
-    wait_sql(page, "ov_funnel", "agg_funnel_daily")
+    wait_sql(page, "overview-funnel", "agg_funnel_daily")
 
 
 def wait_idle(page: Page) -> None:
@@ -116,7 +116,7 @@ def _assert_equal(got, want) -> None:
 
 
 def heatmap_cells(page: Page) -> dict:
-    z = figure_data(page, "ac_heatmap")[0]["z"]
+    z = figure_data(page, "activity-heatmap")[0]["z"]
     return {(d + 1, h): v for d, row in enumerate(z) for h, v in enumerate(row) if v}
 
 
@@ -167,7 +167,11 @@ def run_shown_sql(admin, page: Page, widget: str) -> list[tuple]:
 def test_every_page_loads_with_health_bar_and_no_errors(page, app_url):
     open_app(page, app_url)
     nav = controller.NavsetBar(page, "page")
-    for tab, widget in [("funnel", "fn_steps"), ("products", "pr_products"), ("activity", "ac_heatmap")]:
+    for tab, widget in [
+        ("funnel", "funnel-steps"),
+        ("products", "products-performance"),
+        ("activity", "activity-heatmap"),
+    ]:
         nav.set(tab)
         wait_sql(page, widget, "analytics.")
         no_output_errors(page)
@@ -180,59 +184,66 @@ def test_every_page_loads_with_health_bar_and_no_errors(page, app_url):
 def test_overview_numbers_follow_every_filter(page, app_url, reader, admin):
     open_app(page, app_url)
     # the default range ends at the newest data in the warehouse (not today)
-    controller.InputDateRange(page, "ov_dates").expect_value((START.isoformat(), END.isoformat()))
-    rows = table_rows(page, "ov_funnel")
+    controller.InputDateRange(page, "overview-filters-dates").expect_value(
+        (START.isoformat(), END.isoformat())
+    )
+    rows = table_rows(page, "overview-funnel")
     assert [int(r[1]) for r in rows] == k.expected_funnel()
     assert [r[0] for r in rows] == ["Page view", "Product view", "Add to cart", "Checkout", "Purchase"]
-    funnel_fig = figure_data(page, "ov_funnel")
+    funnel_fig = figure_data(page, "overview-funnel")
     assert funnel_fig[0]["x"] == k.expected_funnel()
 
-    controller.InputSelectize(page, "ov_devices").set(["mobile"])
-    wait_sql(page, "ov_funnel", "ARRAY['mobile']")
-    counts_equal(page, "ov_funnel", k.expected_funnel(["mobile"]))
+    controller.InputSelectize(page, "overview-filters-devices").set(["mobile"])
+    wait_sql(page, "overview-funnel", "ARRAY['mobile']")
+    counts_equal(page, "overview-funnel", k.expected_funnel(["mobile"]))
 
-    controller.InputSelectize(page, "ov_sources").set(["google"])
-    wait_sql(page, "ov_funnel", "ARRAY['mobile']", "ARRAY['google']")
+    controller.InputSelectize(page, "overview-filters-sources").set(["google"])
+    wait_sql(page, "overview-funnel", "ARRAY['mobile']", "ARRAY['google']")
     expected = k.expected_funnel(["mobile"], ["google"])
-    counts_equal(page, "ov_funnel", expected)
-    drop = table_rows(page, "ov_funnel")[1][3]
+    counts_equal(page, "overview-funnel", expected)
+    drop = table_rows(page, "overview-funnel")[1][3]
     assert float(drop) == pytest.approx(round(100 - 100 * expected[1] / expected[0], 1))
 
     # events per day: one trace per selected event type, values as in the SQL
-    wait_sql(page, "ov_daily", "ARRAY['mobile']", "ARRAY['google']")
+    wait_sql(page, "overview-daily", "ARRAY['mobile']", "ARRAY['google']")
     names = ["add_to_cart", "page_view", "product_view", "purchase"]
     want = k.expected_events_per_day(names, ["mobile"], ["google"])
 
     def daily_matches():
-        traces = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in figure_data(page, "ov_daily")}
+        traces = {
+            t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in figure_data(page, "overview-daily")
+        }
         assert {(date.fromisoformat(x), n): y for n, t in traces.items() for x, y in t.items()} == want
 
     eventually(daily_matches)
 
-    controller.InputSelectize(page, "ov_events").set(["page_view"])
-    wait_sql(page, "ov_daily", "ARRAY['page_view']::text[]")
-    eventually(lambda: _assert_equal([t["name"] for t in figure_data(page, "ov_daily")], ["page_view"]))
+    controller.InputSelectize(page, "overview-filters-events").set(["page_view"])
+    wait_sql(page, "overview-daily", "ARRAY['page_view']::text[]")
+    eventually(lambda: _assert_equal([t["name"] for t in figure_data(page, "overview-daily")], ["page_view"]))
 
-    controller.InputDateRange(page, "ov_dates").set(("2026-03-03", "2026-03-03"))
-    wait_sql(page, "ov_funnel", "'2026-03-03'::date and '2026-03-03'::date")
+    controller.InputDateRange(page, "overview-filters-dates").set(("2026-03-03", "2026-03-03"))
+    wait_sql(page, "overview-funnel", "'2026-03-03'::date and '2026-03-03'::date")
     day = date(2026, 3, 3)
-    counts_equal(page, "ov_funnel", k.expected_funnel(["mobile"], ["google"], day, day))
+    counts_equal(page, "overview-funnel", k.expected_funnel(["mobile"], ["google"], day, day))
 
     # top products equal the query function's rows and the shown SQL's rows in psql
-    wait_sql(page, "ov_products", "'2026-03-03'::date")
+    wait_sql(page, "overview-products", "'2026-03-03'::date")
     df = queries.product_performance(reader, day, day, "purchases", ["mobile"], ["google"], limit=20).df
     assert_table_equals(
-        page, "ov_products", df, ["product_id", "views", "add_to_carts", "purchases", "purchase_rate_pct"]
+        page,
+        "overview-products",
+        df,
+        ["product_id", "views", "add_to_carts", "purchases", "purchase_rate_pct"],
     )
-    assert len(run_shown_sql(admin, page, "ov_products")) == len(df)
+    assert len(run_shown_sql(admin, page, "overview-products")) == len(df)
     no_output_errors(page)
 
 
 def test_csv_download_matches_table(page, app_url, reader):
     open_app(page, app_url)
-    wait_sql(page, "ov_products", "analytics.agg_product_daily_totals")
+    wait_sql(page, "overview-products", "analytics.agg_product_daily_totals")
     with page.expect_download() as info:
-        page.locator("#ov_products-csv").click()
+        page.locator("#overview-products-csv").click()
     text = open(info.value.path()).read()
     df = queries.product_performance(reader, START, END, "purchases", limit=20).df
     assert text == df.to_csv(index=False)
@@ -241,64 +252,70 @@ def test_csv_download_matches_table(page, app_url, reader):
 def test_funnel_page(page, app_url, reader):
     open_app(page, app_url)
     controller.NavsetBar(page, "page").set("funnel")
-    wait_sql(page, "fn_steps", "agg_funnel_daily")
+    wait_sql(page, "funnel-steps", "agg_funnel_daily")
     expected = k.expected_funnel()
     expect(page.locator(".kpi-overall")).to_have_text(f"{100 * expected[4] / expected[0]:.1f}%")
     checkout = sum(1 for s in k.SESSIONS if s.views and s.checkout)
     expect(page.locator(".kpi-pv-checkout")).to_have_text(str(checkout))
     median_minutes = statistics.median(k.expected_seconds_to_purchase()) / 60
     expect(page.locator(".kpi-median")).to_have_text(f"{median_minutes:.1f} min")
-    counts_equal(page, "fn_steps", expected)
-    kpi_sql = page.evaluate("document.getElementById('fn_kpis_sql').textContent")
+    counts_equal(page, "funnel-steps", expected)
+    kpi_sql = page.evaluate("document.getElementById('funnel-kpis_sql').textContent")
     assert "analytics.agg_time_to_purchase_daily" in kpi_sql and "analytics.agg_funnel_daily" in kpi_sql
 
-    controller.InputRadioButtons(page, "fn_breakdown").set("traffic_source")
-    wait_sql(page, "fn_breakdown_card", "traffic_source as breakdown")
+    controller.InputRadioButtons(page, "funnel-breakdown").set("traffic_source")
+    wait_sql(page, "funnel-breakdown_card", "traffic_source as breakdown")
     df = queries.funnel_breakdown(reader, START, END, "traffic_source").df
-    assert_table_equals(page, "fn_breakdown_card", df)
-    fig = figure_data(page, "fn_breakdown_card")
+    assert_table_equals(page, "funnel-breakdown_card", df)
+    fig = figure_data(page, "funnel-breakdown_card")
     assert [t["name"] for t in fig] == list(df["breakdown"])
 
-    controller.InputRadioButtons(page, "fn_breakdown").set("week")
-    wait_sql(page, "fn_breakdown_card", "date_trunc('week'")
-    first_column_equal(page, "fn_breakdown_card", ["2026-03-02"])
+    controller.InputRadioButtons(page, "funnel-breakdown").set("week")
+    wait_sql(page, "funnel-breakdown_card", "date_trunc('week'")
+    first_column_equal(page, "funnel-breakdown_card", ["2026-03-02"])
 
-    controller.InputSelectize(page, "fn_devices").set(["desktop"])
-    controller.InputSelectize(page, "fn_sources").set(["google", "newsletter"])
-    wait_sql(page, "fn_steps", "ARRAY['desktop']", "ARRAY['google','newsletter']")
-    counts_equal(page, "fn_steps", k.expected_funnel(["desktop"], ["google", "newsletter"]))
-    controller.InputDateRange(page, "fn_dates").set(("2026-03-04", "2026-03-04"))
-    wait_sql(page, "fn_steps", "'2026-03-04'::date and '2026-03-04'::date")
+    controller.InputSelectize(page, "funnel-filters-devices").set(["desktop"])
+    controller.InputSelectize(page, "funnel-filters-sources").set(["google", "newsletter"])
+    wait_sql(page, "funnel-steps", "ARRAY['desktop']", "ARRAY['google','newsletter']")
+    counts_equal(page, "funnel-steps", k.expected_funnel(["desktop"], ["google", "newsletter"]))
+    controller.InputDateRange(page, "funnel-filters-dates").set(("2026-03-04", "2026-03-04"))
+    wait_sql(page, "funnel-steps", "'2026-03-04'::date and '2026-03-04'::date")
     day = date(2026, 3, 4)
-    counts_equal(page, "fn_steps", k.expected_funnel(["desktop"], ["google", "newsletter"], day, day))
+    counts_equal(page, "funnel-steps", k.expected_funnel(["desktop"], ["google", "newsletter"], day, day))
     no_output_errors(page)
 
 
 def test_products_page(page, app_url, reader):
     open_app(page, app_url)
     controller.NavsetBar(page, "page").set("products")
-    wait_sql(page, "pr_products", "measured.views desc")
+    wait_sql(page, "products-performance", "measured.views desc")
     df = queries.product_performance(reader, START, END, "views", price_min=12, price_max=200).df
     assert_table_equals(
-        page, "pr_products", df, ["product_id", "views", "add_to_carts", "purchases", "cart_rate_pct"]
+        page,
+        "products-performance",
+        df,
+        ["product_id", "views", "add_to_carts", "purchases", "cart_rate_pct"],
     )
     # the high-attention, low-conversion product is highlighted
-    flagged = page.locator("#pr_products-table tbody tr.flagged-row, #pr_products-table tbody td.flagged-row")
+    flagged = page.locator(
+        "#products-performance-table tbody tr.flagged-row, #products-performance-table tbody td.flagged-row"
+    )
     expect(flagged.first).to_be_visible()
     assert "P2" in flagged.first.locator("xpath=ancestor-or-self::tr").inner_text()
-    rare = table_rows(page, "pr_rare")
+    rare = table_rows(page, "products-rare")
     assert rare[0][0] == "P6" and rare[0][5] == "0"
 
-    controller.InputSelect(page, "pr_rank").set("revenue")
-    wait_sql(page, "pr_products", "measured.revenue desc")
+    controller.InputSelect(page, "products-rank").set("revenue")
+    wait_sql(page, "products-performance", "measured.revenue desc")
     df = queries.product_performance(reader, START, END, "revenue", price_min=12, price_max=200).df
-    first_column_equal(page, "pr_products", list(df["product_id"]))
+    first_column_equal(page, "products-performance", list(df["product_id"]))
 
-    controller.InputSelectize(page, "pr_categories").set(["shoes", "bags"])
-    controller.InputSelectize(page, "pr_brands").set(["acme"])
-    wait_sql(page, "pr_products", "ARRAY['shoes','bags']", "ARRAY['acme']")
-    first_column_equal(page, "pr_products", ["P1", "P3"])  # ranked by revenue: P1 (240) before P3 (25)
-    wait_sql(page, "pr_by_category", "ARRAY['acme']")
+    controller.InputSelectize(page, "products-filters-categories").set(["shoes", "bags"])
+    controller.InputSelectize(page, "products-filters-brands").set(["acme"])
+    wait_sql(page, "products-performance", "ARRAY['shoes','bags']", "ARRAY['acme']")
+    # ranked by revenue: P1 (240) before P3 (25)
+    first_column_equal(page, "products-performance", ["P1", "P3"])
+    wait_sql(page, "products-by_category", "ARRAY['acme']")
     df = queries.product_rollup(
         reader,
         START,
@@ -309,14 +326,14 @@ def test_products_page(page, app_url, reader):
         price_min=12,
         price_max=200,
     ).df
-    assert_table_equals(page, "pr_by_category", df)
+    assert_table_equals(page, "products-by_category", df)
 
-    page.evaluate("Shiny.setInputValue('pr_price', [50, 90])")
-    wait_sql(page, "pr_products", "p.product_price >= 50")
-    first_column_equal(page, "pr_products", ["P1"])
+    page.evaluate("Shiny.setInputValue('products-filters-price', [50, 90])")
+    wait_sql(page, "products-performance", "p.product_price >= 50")
+    first_column_equal(page, "products-performance", ["P1"])
 
-    controller.InputDateRange(page, "pr_dates").set(("2026-03-04", "2026-03-04"))
-    wait_sql(page, "pr_by_brand", "'2026-03-04'::date")
+    controller.InputDateRange(page, "products-filters-dates").set(("2026-03-04", "2026-03-04"))
+    wait_sql(page, "products-by_brand", "'2026-03-04'::date")
     df = queries.product_rollup(
         reader,
         date(2026, 3, 4),
@@ -327,51 +344,51 @@ def test_products_page(page, app_url, reader):
         price_min=50,
         price_max=90,
     ).df
-    assert_table_equals(page, "pr_by_brand", df)
+    assert_table_equals(page, "products-by_brand", df)
     no_output_errors(page)
 
 
 def test_activity_page(page, app_url, reader):
     open_app(page, app_url)
     controller.NavsetBar(page, "page").set("activity")
-    wait_sql(page, "ac_heatmap", "agg_events_hourly")
+    wait_sql(page, "activity-heatmap", "agg_events_hourly")
     names = ["add_to_cart", "page_view", "product_view", "purchase"]
     _, _, grid = k.expected_local("UTC", names, START, END)
     eventually(lambda: _assert_equal(heatmap_cells(page), dict(grid)))
 
-    controller.InputSelect(page, "ac_tz").set("Asia/Kolkata")
-    wait_sql(page, "ac_heatmap", "'Asia/Kolkata'")
+    controller.InputSelect(page, "activity-tz").set("Asia/Kolkata")
+    wait_sql(page, "activity-heatmap", "'Asia/Kolkata'")
     _, days, grid = k.expected_local("Asia/Kolkata", names, START, END)
     eventually(lambda: _assert_equal(heatmap_cells(page), dict(grid)))
-    wait_sql(page, "ac_hourly", "'Asia/Kolkata'")
+    wait_sql(page, "activity-hourly", "'Asia/Kolkata'")
 
     def hours_at_half_past():  # UTC+05:30
-        hours = [x for t in figure_data(page, "ac_hourly") for x in t["x"]]
+        hours = [x for t in figure_data(page, "activity-hourly") for x in t["x"]]
         assert hours and all(x.endswith((":30:00", ":30")) for x in hours)
 
     eventually(hours_at_half_past)
-    wait_sql(page, "ac_daily", "'Asia/Kolkata'")
+    wait_sql(page, "activity-daily", "'Asia/Kolkata'")
 
     def daily_shown():
         return {
             (date.fromisoformat(x[:10]), t["name"]): y
-            for t in figure_data(page, "ac_daily")
+            for t in figure_data(page, "activity-daily")
             for x, y in zip(t["x"], t["y"], strict=True)
         }
 
     eventually(lambda: _assert_equal(daily_shown(), dict(days)))
 
-    controller.InputRadioButtons(page, "ac_breakdown").set("traffic_source")
-    wait_sql(page, "ac_breakdown_card", "h.traffic_source as breakdown")
+    controller.InputRadioButtons(page, "activity-breakdown").set("traffic_source")
+    wait_sql(page, "activity-breakdown_card", "h.traffic_source as breakdown")
     df = queries.activity_breakdown(reader, START, END, "traffic_source", "Asia/Kolkata", names).df
-    assert_table_equals(page, "ac_breakdown_card", df)
+    assert_table_equals(page, "activity-breakdown_card", df)
 
-    controller.InputSelectize(page, "ac_events").set(["purchase"])
-    controller.InputSelectize(page, "ac_devices").set(["desktop", "tablet"])
-    controller.InputSelectize(page, "ac_sources").set(["newsletter", "facebook"])
+    controller.InputSelectize(page, "activity-filters-events").set(["purchase"])
+    controller.InputSelectize(page, "activity-filters-devices").set(["desktop", "tablet"])
+    controller.InputSelectize(page, "activity-filters-sources").set(["newsletter", "facebook"])
     wait_sql(
         page,
-        "ac_breakdown_card",
+        "activity-breakdown_card",
         "ARRAY['purchase']",
         "ARRAY['desktop','tablet']",
         "ARRAY['newsletter','facebook']",
@@ -386,19 +403,19 @@ def test_activity_page(page, app_url, reader):
         ["desktop", "tablet"],
         ["newsletter", "facebook"],
     ).df
-    assert_table_equals(page, "ac_breakdown_card", df)
-    wait_sql(page, "ac_weekday", "ARRAY['desktop','tablet']")
+    assert_table_equals(page, "activity-breakdown_card", df)
+    wait_sql(page, "activity-weekday", "ARRAY['desktop','tablet']")
     df = queries.conversion_by_weekday(
         reader, START, END, ["desktop", "tablet"], ["newsletter", "facebook"]
     ).df
-    assert_table_equals(page, "ac_weekday", df)
+    assert_table_equals(page, "activity-weekday", df)
 
-    controller.InputDateRange(page, "ac_dates").set(("2026-03-03", "2026-03-04"))
-    wait_sql(page, "ac_weekday", "'2026-03-03'::date")
+    controller.InputDateRange(page, "activity-filters-dates").set(("2026-03-03", "2026-03-04"))
+    wait_sql(page, "activity-weekday", "'2026-03-03'::date")
     df = queries.conversion_by_weekday(
         reader, date(2026, 3, 3), END, ["desktop", "tablet"], ["newsletter", "facebook"]
     ).df
-    assert_table_equals(page, "ac_weekday", df)
+    assert_table_equals(page, "activity-weekday", df)
     no_output_errors(page)
 
 
@@ -416,29 +433,32 @@ def test_injection_through_browser_inputs_changes_nothing(page, app_url, admin):
     before = counts()
     attack = "mobile' or '1'='1'; drop table analytics.fact_events; --"
     open_app(page, app_url)
-    page.evaluate("a => Shiny.setInputValue('ov_devices', [a])", attack)
-    wait_sql(page, "ov_funnel", "or ''1''=''1''")
-    counts_equal(page, "ov_funnel", [0, 0, 0, 0, 0])
-    expect(page.locator("#ov_products-message .widget-empty")).to_be_visible()
+    page.evaluate("a => Shiny.setInputValue('overview-filters-devices', [a])", attack)
+    wait_sql(page, "overview-funnel", "or ''1''=''1''")
+    counts_equal(page, "overview-funnel", [0, 0, 0, 0, 0])
+    expect(page.locator("#overview-products-message .widget-empty")).to_be_visible()
 
     controller.NavsetBar(page, "page").set("funnel")
-    page.evaluate("Shiny.setInputValue('fn_breakdown', 'device_type; drop table analytics.fact_events')")
-    expect(page.locator("#fn_breakdown_card-message .widget-error")).to_be_visible()
+    page.evaluate("Shiny.setInputValue('funnel-breakdown', 'device_type; drop table analytics.fact_events')")
+    expect(page.locator("#funnel-breakdown_card-message .widget-error")).to_be_visible()
 
     controller.NavsetBar(page, "page").set("activity")
-    controller.InputSelect(page, "ac_tz").set("Asia/Kolkata")
-    wait_sql(page, "ac_heatmap", "'Asia/Kolkata'")
-    page.evaluate("Shiny.setInputValue('ac_tz', \"UTC'; drop table analytics.fact_events; --\")")
-    shown = wait_sql(page, "ac_heatmap", "'UTC'")  # not in the fixed list: UTC is used
+    controller.InputSelect(page, "activity-tz").set("Asia/Kolkata")
+    wait_sql(page, "activity-heatmap", "'Asia/Kolkata'")
+    page.evaluate("Shiny.setInputValue('activity-tz', \"UTC'; drop table analytics.fact_events; --\")")
+    shown = wait_sql(page, "activity-heatmap", "'UTC'")  # not in the fixed list: UTC is used
     assert "drop table" not in shown
     controller.NavsetBar(page, "page").set("products")
-    page.evaluate("a => Shiny.setInputValue('pr_categories', [a])", attack)
-    wait_sql(page, "pr_products", "or ''1''=''1''")
-    expect(page.locator("#pr_products-message .widget-empty")).to_be_visible()
-    page.evaluate("Shiny.setInputValue('pr_rank', 'views; drop table analytics.dim_products')")
-    expect(page.locator("#pr_products-message .widget-error")).to_be_visible()
-    page.evaluate("Shiny.setInputValue('pr_price', ['0; drop table analytics.dim_products', 5])")
-    wait_sql(page, "pr_rare", "NULL::numeric is null or p.product_price >=")  # not a number: no price filter
+    page.evaluate("a => Shiny.setInputValue('products-filters-categories', [a])", attack)
+    wait_sql(page, "products-performance", "or ''1''=''1''")
+    expect(page.locator("#products-performance-message .widget-empty")).to_be_visible()
+    page.evaluate("Shiny.setInputValue('products-rank', 'views; drop table analytics.dim_products')")
+    expect(page.locator("#products-performance-message .widget-error")).to_be_visible()
+    page.evaluate(
+        "Shiny.setInputValue('products-filters-price', ['0; drop table analytics.dim_products', 5])"
+    )
+    # not a number: no price filter
+    wait_sql(page, "products-rare", "NULL::numeric is null or p.product_price >=")
     no_output_errors(page)
     assert counts() == before
 
@@ -524,21 +544,21 @@ def test_database_outage_shows_banner_and_recovers(page, known_db, start_server)
         env = dict(known_db, PGPORT=str(proxy.port))
         server = start_server(env)
         open_app(page, server.url)
-        counts_equal(page, "ov_funnel", k.expected_funnel())
+        counts_equal(page, "overview-funnel", k.expected_funnel())
         expect(page.locator(".db-banner")).to_have_count(0)
 
         proxy.stop()
         expect(page.locator(".db-banner")).to_be_visible(timeout=30_000)
-        controller.InputSelectize(page, "ov_devices").set(["tablet"])
-        expect(page.locator("#ov_funnel-message .widget-error")).to_be_visible(timeout=30_000)
+        controller.InputSelectize(page, "overview-filters-devices").set(["tablet"])
+        expect(page.locator("#overview-funnel-message .widget-error")).to_be_visible(timeout=30_000)
         no_output_errors(page)
 
         time.sleep(1)
         proxy.start()
         expect(page.locator(".db-banner")).to_have_count(0, timeout=30_000)
-        wait_sql(page, "ov_funnel", "ARRAY['tablet']")
-        expect(page.locator("#ov_funnel-message .widget-error")).to_have_count(0)
-        counts_equal(page, "ov_funnel", k.expected_funnel(["tablet"]))
+        wait_sql(page, "overview-funnel", "ARRAY['tablet']")
+        expect(page.locator("#overview-funnel-message .widget-error")).to_have_count(0)
+        counts_equal(page, "overview-funnel", k.expected_funnel(["tablet"]))
         no_output_errors(page)
     finally:
         proxy.stop()
@@ -565,17 +585,19 @@ def test_app_started_while_database_down_fills_in_when_it_is_back(page, known_db
         server = start_server(dict(known_db, PGPORT=str(proxy.port)))
         page.goto(server.url)
         expect(page.locator(".db-banner")).to_be_visible(timeout=30_000)
-        expect(page.locator("#ov_funnel-message .widget-error")).to_be_visible()
+        expect(page.locator("#overview-funnel-message .widget-error")).to_be_visible()
         no_output_errors(page)
 
         proxy.start()
         expect(page.locator(".db-banner")).to_have_count(0, timeout=30_000)
-        wait_sql(page, "ov_funnel", "agg_funnel_daily")
-        controller.InputDateRange(page, "ov_dates").expect_value((START.isoformat(), END.isoformat()))
-        counts_equal(page, "ov_funnel", k.expected_funnel())
-        controller.InputSelectize(page, "ov_devices").set(["mobile"])
-        wait_sql(page, "ov_funnel", "ARRAY['mobile']")
-        counts_equal(page, "ov_funnel", k.expected_funnel(["mobile"]))
+        wait_sql(page, "overview-funnel", "agg_funnel_daily")
+        controller.InputDateRange(page, "overview-filters-dates").expect_value(
+            (START.isoformat(), END.isoformat())
+        )
+        counts_equal(page, "overview-funnel", k.expected_funnel())
+        controller.InputSelectize(page, "overview-filters-devices").set(["mobile"])
+        wait_sql(page, "overview-funnel", "ARRAY['mobile']")
+        counts_equal(page, "overview-funnel", k.expected_funnel(["mobile"]))
         no_output_errors(page)
     finally:
         proxy.stop()

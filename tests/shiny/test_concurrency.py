@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+import db
 import known_events as k
 import pandas as pd
 import pytest
@@ -21,16 +22,17 @@ def pool_env(known_db, monkeypatch):
 
 @pytest.fixture
 def app_module(pool_env, monkeypatch):
-    import app
+    """`querying` (fetch, fetch_together) on a pool of its own, connected to the test warehouse."""
+    import querying
 
-    pool = queries.Pool(maxconn=queries.POOL_SIZE)
-    monkeypatch.setattr(queries, "POOL", pool)
-    yield app
+    pool = db.Pool(maxconn=db.POOL_SIZE)
+    monkeypatch.setattr(querying, "POOL", pool)
+    yield querying
     pool.close()
 
 
 def test_busy_pool_makes_callers_wait_then_serves_them(pool_env):
-    pool = queries.Pool(maxconn=1)
+    pool = db.Pool(maxconn=1)
     release, second_done = threading.Event(), threading.Event()
     got: list[int] = []
 
@@ -57,10 +59,10 @@ def test_busy_pool_makes_callers_wait_then_serves_them(pool_env):
 
 
 def test_pool_gives_a_clear_error_when_no_connection_frees_up(pool_env):
-    pool = queries.Pool(maxconn=1, wait_seconds=0.2)
+    pool = db.Pool(maxconn=1, wait_seconds=0.2)
     try:
         with pool.connection():
-            with pytest.raises(queries.DatabaseUnavailable, match="no free database connection"):
+            with pytest.raises(db.DatabaseUnavailable, match="no free database connection"):
                 with pool.connection():
                     pass
         with pool.connection() as conn, conn.cursor() as cur:  # usable again once released

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import statistics
 from datetime import date
+from pathlib import Path
 
 import known_events as k
 import pandas as pd
 import pytest
 import queries
+import yaml
 
 START, END = k.FIRST_DATE, k.LAST_DATE
 STEPS = ["page_view", "product_view", "add_to_cart", "checkout_start", "purchase"]
@@ -298,6 +300,20 @@ def test_date_bounds_and_choices(reader):
     }
     prices = queries.price_bounds(reader).df.iloc[0]
     assert (prices["min_price"], prices["max_price"]) == (12, 200)
+
+
+def test_dashboard_settings_come_from_the_dbt_project(reader):
+    """Funnel steps, labels and freshness thresholds: one source, the dbt project's vars, read
+    by the read-only role from analytics.dashboard_settings."""
+    project = yaml.safe_load((Path(__file__).resolve().parents[2] / "dbt_project.yml").read_text())["vars"]
+    df = queries.dashboard_settings(reader).df
+    assert list(df["step_name"]) == project["funnel_steps"] == STEPS
+    assert list(df["step_label"]) == [project["funnel_step_labels"][s] for s in STEPS]
+    settings = queries.settings(reader)
+    assert settings.steps == tuple(STEPS)
+    assert settings.labels["checkout_start"] == "Checkout"
+    assert settings.freshness_warn_minutes == 60 * project["freshness_warn_after_hours"]
+    assert settings.freshness_error_minutes == 60 * project["freshness_error_after_hours"]
 
 
 def test_data_health(reader, admin):

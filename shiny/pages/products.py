@@ -1,0 +1,84 @@
+"""Products: product performance ranked by a chosen metric (high attention, low conversion
+highlighted), roll-ups by category and brand, and the rarely viewed products, for a date
+range, categories, brands and a price range."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plots
+import queries
+from filters import filter_bar_server, filter_bar_ui
+from querying import SessionDb
+from widgets import widget_server, widget_ui
+
+from shiny import Inputs, Outputs, Session, module, ui
+
+FILTERS = ("dates", "categories", "brands", "price")
+RANKINGS = {
+    "views": "Views",
+    "add_to_carts": "Add-to-carts",
+    "purchases": "Purchases (units)",
+    "revenue": "Revenue",
+    "purchase_rate": "Purchases per view",
+}
+
+
+@module.ui
+def products_ui(c: dict):
+    return ui.nav_panel(
+        "Products",
+        filter_bar_ui("filters", c, *FILTERS, ui.input_select("rank", "Rank by", RANKINGS)),
+        widget_ui(
+            "performance",
+            "Product performance",
+            kind="table",
+            note="Highlighted: high attention, low conversion (views in the top quartile, purchases per view "
+            "in the bottom quartile).",
+        ),
+        ui.layout_columns(
+            widget_ui("by_category", "By category", kind="both"),
+            widget_ui("by_brand", "By brand", kind="both"),
+            col_widths={"sm": 12, "lg": 6},
+        ),
+        widget_ui("rare", "Rarely viewed products (promotion candidates)", kind="table"),
+        value="products",
+    )
+
+
+def _flag_styles(df: pd.DataFrame) -> list:
+    rows = [i for i, flagged in enumerate(df["is_high_attention_low_conversion"]) if flagged]
+    if not rows:
+        return []
+    return [{"rows": rows, "class": "flagged-row", "style": {"background-color": "#fde0c5"}}]
+
+
+@module.server
+def products_server(input: Inputs, output: Outputs, session: Session, db: SessionDb):
+    bar = filter_bar_server("filters", FILTERS, db)
+    results = db.side_by_side(
+        lambda: (bar.dates(), bar.products()),
+        {
+            "performance": lambda: (queries.product_performance, *bar.dates(), input.rank(), bar.products()),
+            "category": lambda: (queries.product_rollup, *bar.dates(), "product_category", bar.products()),
+            "brand": lambda: (queries.product_rollup, *bar.dates(), "product_brand", bar.products()),
+            "rare": lambda: (queries.rarely_viewed_products, *bar.dates(), bar.products()),
+        },
+    )
+    widget_server(
+        "performance", results["performance"], "table", styles=_flag_styles, filename="products.csv"
+    )
+    widget_server(
+        "by_category",
+        results["category"],
+        "both",
+        lambda df: plots.rollup_figure(df, "product_category"),
+        filename="categories.csv",
+    )
+    widget_server(
+        "by_brand",
+        results["brand"],
+        "both",
+        lambda df: plots.rollup_figure(df, "product_brand"),
+        filename="brands.csv",
+    )
+    widget_server("rare", results["rare"], "table", filename="rarely_viewed.csv")

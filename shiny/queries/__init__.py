@@ -1,0 +1,69 @@
+"""Every SQL query the dashboards run: one named, parameterised function each, grouped by the
+page that shows it. Each takes a connection and plain Python values and returns a
+`QueryResult`: the rows as a DataFrame plus the exact SQL that ran, with its parameter values
+inlined by psycopg2's `cursor.mogrify`, ready to paste into psql.
+
+- `base.py`: running a query, whitelists, and `segment_filter`, the device/source fragment
+  every segmented query shares;
+- `settings.py`: funnel steps, labels and freshness thresholds, read from the dbt project;
+- `choices.py` (filters' choices), `health.py` (data-health bar), `overview.py`, `funnel.py`,
+  `products.py`, `activity.py`.
+
+The dashboards read only the marts in schema `analytics`, as the read-only role (`db.py`).
+"""
+
+from .activity import (
+    ACTIVITY_BREAKDOWNS,
+    activity_breakdown,
+    campaign_sessions_per_day,
+    conversion_by_weekday,
+    events_by_hour,
+    events_by_local_day,
+    hour_weekday_heatmap,
+)
+from .base import QueryResult, _plain, run, segment_filter
+from .choices import date_bounds, filter_choices, price_bounds
+from .funnel import FUNNEL_BREAKDOWNS, funnel_breakdown, funnel_steps, funnel_time_to_convert
+from .health import data_health
+from .overview import TIME_SERIES_EVENTS, events_per_day
+from .products import (
+    PRODUCT_RANKINGS,
+    PRODUCT_ROLLUPS,
+    product_performance,
+    product_rollup,
+    rarely_viewed_products,
+)
+from .settings import Settings, dashboard_settings, settings, step_labels
+
+__all__ = [
+    "ACTIVITY_BREAKDOWNS",
+    "FUNNEL_BREAKDOWNS",
+    "PRODUCT_RANKINGS",
+    "PRODUCT_ROLLUPS",
+    "TIME_SERIES_EVENTS",
+    "QueryResult",
+    "Settings",
+    "_plain",
+    "activity_breakdown",
+    "campaign_sessions_per_day",
+    "conversion_by_weekday",
+    "dashboard_settings",
+    "data_health",
+    "date_bounds",
+    "events_by_hour",
+    "events_by_local_day",
+    "events_per_day",
+    "filter_choices",
+    "funnel_breakdown",
+    "funnel_steps",
+    "funnel_time_to_convert",
+    "hour_weekday_heatmap",
+    "price_bounds",
+    "product_performance",
+    "product_rollup",
+    "rarely_viewed_products",
+    "run",
+    "segment_filter",
+    "settings",
+    "step_labels",
+]

@@ -1,0 +1,79 @@
+"""The data-health bar's query (every page)."""
+
+from __future__ import annotations
+
+from .base import QueryResult, run
+from .settings import settings
+
+
+def data_health(conn) -> QueryResult:
+    """Newest load, its lag, events loaded in the last 24 hours, quarantined events, the
+    freshness status, and whether the marts are behind the raw data (a load committed after
+    the last successful build started). Uses `analytics.load_health` (one row per loader run) when the dbt
+    project provides it; otherwise falls back to what the marts show."""
+    with conn.cursor() as cur:
+        cur.execute("select to_regclass('analytics.load_health') is not null")
+        has_load_health = cur.fetchone()[0]
+    thresholds = settings(conn)  # the dbt project's freshness vars
+    params = {"warn": thresholds.freshness_warn_minutes, "error": thresholds.freshness_error_minutes}
+    if has_load_health:
+        query = """
+        with runs as (
+            select max(finished_at) filter (where status = 'succeeded') as last_load_at,
+                   coalesce(sum(events) filter (where finished_at >= now() - interval '24 hours'), 0)::bigint
+                       as events_last_24h,
+                   coalesce(sum(rejects), 0)::bigint as rejected_lines,
+                   count(*) filter (where status = 'failed' and finished_at >= now() - interval '24 hours')
+                       as failed_runs_24h,
+                   max(last_loaded_at) filter (where events > 0) as raw_loaded_at,
+                   max(dbt_started_at) filter (where dbt_status = 'success') as marts_data_at,
+                   max(dbt_finished_at) filter (where dbt_status = 'success') as marts_built_at
+            from analytics.load_health
+        ),
+        quarantine as (select count(*)::bigint as quarantined_events from analytics.rejected_events)
+        select runs.last_load_at,
+               round(extract(epoch from now() - runs.last_load_at) / 60)::int as lag_minutes,
+               runs.events_last_24h,
+               runs.rejected_lines,
+               quarantine.quarantined_events,
+               runs.failed_runs_24h,
+               runs.raw_loaded_at,
+               runs.marts_built_at,
+               -- a load committed after the last good build started is not in the marts yet
+               coalesce(runs.raw_loaded_at > coalesce(runs.marts_data_at, '-infinity'), false)
+                   as marts_behind,
+               case
+                   when runs.last_load_at is null then 'no data'
+                   when now() - runs.last_load_at > make_interval(mins => %(error)s) then 'error'
+                   when now() - runs.last_load_at > make_interval(mins => %(warn)s) then 'warn'
+                   else 'fresh'
+               end as freshness
+        from runs cross join quarantine
+        """
+    else:
+        query = """
+        with newest as (select max(loaded_at) as last_load_at from analytics.fact_events),
+        recent as (
+            select count(*)::bigint as events_last_24h
+            from analytics.fact_events
+            where loaded_at >= now() - interval '24 hours'
+        ),
+        quarantine as (select count(*)::bigint as quarantined_events from analytics.rejected_events)
+        select newest.last_load_at,
+               round(extract(epoch from now() - newest.last_load_at) / 60)::int as lag_minutes,
+               recent.events_last_24h,
+               null::bigint as rejected_lines,
+               quarantine.quarantined_events,
+               null::bigint as failed_runs_24h,
+               null::timestamptz as raw_loaded_at,
+               null::timestamptz as marts_built_at,
+               false as marts_behind,
+               case
+                   when newest.last_load_at is null then 'no data'
+                   when now() - newest.last_load_at > make_interval(mins => %(error)s) then 'error'
+                   when now() - newest.last_load_at > make_interval(mins => %(warn)s) then 'warn'
+                   else 'fresh'
+               end as freshness
+        from newest cross join recent cross join quarantine
+        """
+    return run(conn, "data_health", query, params)
