@@ -8,6 +8,7 @@ import json
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -153,3 +154,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_loader_sessions_to_end(query, timeout: float = 30) -> None:
+    """After a SIGKILL: the server notices the dead client and aborts its transaction."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = query(
+            "select count(*) from pg_stat_activity where datname = current_database()"
+            " and application_name = 'clickstream-loader'"
+        )[0][0]
+        if not busy:
+            return
+        time.sleep(0.1)

@@ -3,13 +3,21 @@ or none of it, and never twice."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
 
-from loader_testlib import HOUR_PREFIX, PROJECT_ROOT, FaultProxy, cli_command, free_port, ndjson, window_args
+from loader_testlib import (
+    HOUR_PREFIX,
+    PROJECT_ROOT,
+    FaultProxy,
+    cli_command,
+    free_port,
+    ndjson,
+    wait_for_loader_sessions_to_end,
+    window_args,
+)
 
 
 def events_by_key(query) -> dict[str, int]:
@@ -82,16 +90,7 @@ def test_loader_killed_mid_copy_leaves_nothing_and_the_next_run_loads_once(put, 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    # the server notices the dead client and aborts its transaction
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        busy = query(
-            "select count(*) from pg_stat_activity where datname = current_database()"
-            " and application_name = 'clickstream-loader'"
-        )[0][0]
-        if not busy:
-            break
-        time.sleep(0.1)
+    wait_for_loader_sessions_to_end(query)
     assert query("select count(*) from raw.clickstream_events") == [(0,)]
     assert query("select count(*) from raw.load_manifest") == [(0,)]
     assert query("select status from raw.load_runs") == [("running",)]
@@ -101,36 +100,6 @@ def test_loader_killed_mid_copy_leaves_nothing_and_the_next_run_loads_once(put, 
     assert query("select count(*), count(distinct line_number) from raw.clickstream_events") == [(n, n)]
     assert query("select events_loaded from raw.load_manifest") == [(n,)]
     assert query("select status from raw.load_runs order by started_at") == [("abandoned",), ("succeeded",)]
-
-
-def test_two_concurrent_runs_load_each_object_once(put, query, loader_env):
-    keys = [f"{HOUR_PREFIX}part-{i:02d}.json" for i in range(24)]
-    for i, key in enumerate(keys):
-        put(key, ndjson(i * 3000, 3000))
-    env = dict(os.environ)
-    env.update(loader_env)
-    procs = [
-        subprocess.Popen(
-            cli_command("load", "--no-build", "--json", *window_args()),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=240) for p in procs]
-    for p, (_out, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err
-
-    summaries = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
-    assert sum(s["objects"] for s in summaries) == 24
-    assert sum(s["events"] for s in summaries) == 24 * 3000
-    assert query(
-        "select count(*), count(distinct (object_key, line_number)) from raw.clickstream_events"
-    ) == [(72_000, 72_000)]
-    assert query("select count(*) from raw.load_manifest") == [(24,)]
 
 
 def test_transient_s3_errors_are_retried(put, load, query, loader_env, monkeypatch):

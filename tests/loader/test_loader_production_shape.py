@@ -11,7 +11,15 @@ import subprocess
 import threading
 import time
 
-from loader_testlib import HOUR_PREFIX, PROJECT_ROOT, FaultProxy, cli_command, ndjson, window_args
+from loader_testlib import (
+    HOUR_PREFIX,
+    PROJECT_ROOT,
+    FaultProxy,
+    cli_command,
+    ndjson,
+    wait_for_loader_sessions_to_end,
+    window_args,
+)
 from test_loader_entrypoints import GOOD_MODEL, dbt_env, make_dbt_project
 
 
@@ -170,7 +178,7 @@ def test_killed_between_batches_the_run_row_is_exact_and_the_next_run_loads_each
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    _wait_for_loader_sessions_to_end(query)
+    wait_for_loader_sessions_to_end(query)
     manifest, events = query("select count(*), coalesce(sum(events_loaded), 0) from raw.load_manifest")[0]
     assert loaded_once(query) == (events, events) and events == manifest * 5
     # the killed run's row says exactly what it committed
@@ -224,7 +232,7 @@ def test_build_killed_midway_is_redone_by_a_run_with_nothing_new(put, query, run
             proc.kill()
             proc.wait()
     assert not any("dbt build finished" in s for s in seen)
-    _wait_for_loader_sessions_to_end(query)
+    wait_for_loader_sessions_to_end(query)
     assert query("select to_regclass('probe.slow_total')") == [(None,)]
 
     (project / "models" / "slow_total.sql").write_text(SLOW_MODEL.replace("pg_sleep(60)", "pg_sleep(0)"))
@@ -306,16 +314,3 @@ def test_two_runs_at_once_overlap_split_the_objects_and_never_build_together(
 
 def _has_manifest(query) -> bool:
     return query("select to_regclass('raw.load_manifest') is not null")[0][0]
-
-
-def _wait_for_loader_sessions_to_end(query) -> None:
-    """The server notices the dead client and aborts its transaction."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        busy = query(
-            "select count(*) from pg_stat_activity where datname = current_database()"
-            " and application_name = 'clickstream-loader'"
-        )[0][0]
-        if not busy:
-            return
-        time.sleep(0.1)
