@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from htmltools import Tag
+from inputs import checked_choices, checked_dates, text_values
 from queries import TIME_SERIES_EVENTS, date_bounds, filter_choices, price_bounds
 from querying import SessionDb, fetch
 
@@ -24,6 +25,9 @@ MULTI_FILTERS = {
     "categories": ("Category", "product_category"),
     "brands": ("Brand", "product_brand"),
 }
+# the event types the warehouse holds, as last read for a page (`startup_choices`): a
+# selection of event types must be among them
+KNOWN_EVENT_NAMES: set[str] = set()
 
 
 def startup_choices() -> dict:
@@ -42,6 +46,8 @@ def startup_choices() -> dict:
         for kind, value in choices.df.itertuples(index=False):
             if value is not None:
                 kinds.setdefault(kind, []).append(value)
+    if kinds.get("event_name"):
+        KNOWN_EVENT_NAMES.update(kinds["event_name"])
     price_min, price_max = 0, 0
     if not prices.error and not prices.empty:
         price_min, price_max = int(prices.df.at[0, "min_price"]), int(prices.df.at[0, "max_price"])
@@ -93,20 +99,22 @@ def filter_bar_ui(c: dict, *fields: str | Tag, dates_label: str = "Dates (UTC)")
 
 
 class FilterBar:
-    """The chosen values of a page's shared filters (each call reads the input)."""
+    """The chosen values of a page's shared filters (each call reads the input), checked:
+    a date range that is not one, or an event type the warehouse does not hold, raises
+    `inputs.InvalidInput` before any query runs."""
 
     def __init__(self, input: Inputs) -> None:
         self._input = input
 
     def dates(self) -> tuple:
-        return self._input.dates()
+        return checked_dates(self._input.dates())
 
     def events(self) -> tuple:
-        return self._input.events()
+        return checked_choices(self._input.events(), KNOWN_EVENT_NAMES)
 
     def segment(self) -> dict:
         """Devices and traffic sources, as the segmented queries take them."""
-        return {"devices": self._input.devices(), "sources": self._input.sources()}
+        return {"devices": text_values(self._input.devices()), "sources": text_values(self._input.sources())}
 
     def products(self) -> dict:
         """Categories, brands and the price range, as the product queries take them."""
@@ -115,8 +123,8 @@ class FilterBar:
         except (TypeError, ValueError):  # not a pair of numbers (a tampered client): no price filter
             lo = hi = None
         return {
-            "categories": self._input.categories(),
-            "brands": self._input.brands(),
+            "categories": text_values(self._input.categories()),
+            "brands": text_values(self._input.brands()),
             "price_min": lo,
             "price_max": hi,
         }

@@ -2,7 +2,9 @@
 session's watch on the database (the outage banner, and every widget re-run on recovery).
 
 A failed query never raises into Shiny: it gives a `QueryResult` with a plain message that
-the widget shows instead of its rows.
+the widget shows instead of its rows. A database error's own text goes to the log, never to
+the browser. Inputs are checked before a query runs (`inputs.py`): a refused value gives the
+widget a plain message and no query at all.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg2
 from db import POOL, POOL_SIZE, DatabaseUnavailable, ping
+from inputs import BAD_CHOICE, InvalidInput
 from queries import QueryResult
 
 from shiny import reactive
 
 log = logging.getLogger("dashboards.app")
 
+QUERY_FAILED = "The query failed; the error is in the dashboard's log."
 POLL_SECONDS_UP = 10
 POLL_SECONDS_DOWN = 2
 
@@ -47,14 +51,28 @@ def fetch(state: DbState | None, fn: Callable[..., QueryResult], *args, **kwargs
         return QueryResult(name=fn.__name__, sql="", error="The database cannot be reached right now.")
     except (ValueError, TypeError, ArithmeticError) as exc:  # an input outside its whitelist / type
         log.warning("rejected input", extra={"query": fn.__name__, "error": str(exc)[:200]})
-        return QueryResult(name=fn.__name__, sql="", error="That choice is not available.")
+        return QueryResult(name=fn.__name__, sql="", error=BAD_CHOICE)
     except psycopg2.errors.UndefinedTable:
         return QueryResult(
             name=fn.__name__, sql="", error="The warehouse has no marts yet: run the loader / dbt build."
         )
-    except psycopg2.Error as exc:  # e.g. a statement timeout: not an outage, no automatic retry
+    except psycopg2.Error:  # e.g. a statement timeout: not an outage, no automatic retry
         log.exception("query failed", extra={"query": fn.__name__})
-        return QueryResult(name=fn.__name__, sql="", error=f"The query failed: {exc.pgerror or exc}".strip())
+        return QueryResult(name=fn.__name__, sql="", error=QUERY_FAILED)
+
+
+def rejected(key: str, exc: InvalidInput) -> QueryResult:
+    """The result of a query that did not run because one of its inputs was refused."""
+    log.warning("rejected input", extra={"query": key, "error": str(exc)})
+    return QueryResult(name=key, sql="", error=str(exc))
+
+
+def plan(call: Callable[[], tuple]) -> tuple | InvalidInput:
+    """Read a widget's inputs into its query call, or the `InvalidInput` that refused them."""
+    try:
+        return call()
+    except InvalidInput as exc:
+        return exc
 
 
 def fetch_together(state: DbState | None, calls: dict[str, tuple]) -> dict[str, QueryResult]:
@@ -101,6 +119,14 @@ class SessionDb:
         self.epoch.get()
         return fetch(self.state, fn, *args, **kwargs)
 
+    def checked(self, key: str, call: Callable[[], tuple]) -> QueryResult:
+        """One query whose inputs `call()` reads and checks (as in `side_by_side`)."""
+        planned = plan(call)
+        if isinstance(planned, InvalidInput):
+            return rejected(key, planned)
+        fn, *args, kwargs = planned
+        return self.q(fn, *args, **kwargs)
+
     def side_by_side(self, shared: Callable[[], object], calls: dict[str, Callable[[], tuple]]) -> dict:
         """One reactive result per widget of a page, its queries run side by side.
 
@@ -114,17 +140,23 @@ class SessionDb:
         @reactive.calc
         def batch() -> tuple[dict, dict]:
             self.epoch.get()
-            shared()
+            try:
+                shared()
+            except InvalidInput:
+                pass  # each widget's own call says so
             with reactive.isolate():
-                planned = {key: call() for key, call in calls.items()}
-            return planned, fetch_together(self.state, planned)
+                planned = {key: plan(call) for key, call in calls.items()}
+            valid = {key: call for key, call in planned.items() if not isinstance(call, InvalidInput)}
+            return planned, fetch_together(self.state, valid)
 
         def widget(key: str) -> Callable[[], QueryResult]:
             @reactive.calc
             def result() -> QueryResult:
                 planned, results = batch()
-                call = calls[key]()
-                if call == planned[key]:
+                call = plan(calls[key])
+                if isinstance(call, InvalidInput):
+                    return rejected(key, call)
+                if call == planned[key] and key in results:
                     return results[key]
                 fn, *args, kwargs = call
                 return self.q(fn, *args, **kwargs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import plots
 import queries
 from filters import filter_bar_server, filter_bar_ui
+from inputs import checked_choice
 from querying import SessionDb
 from widgets import widget_server, widget_ui
 
@@ -63,7 +64,7 @@ def activity_server(input: Inputs, output: Outputs, session: Session, db: Sessio
     bar = filter_bar_server("filters", FILTERS, db)
 
     def local() -> dict:
-        tz = input.tz() if input.tz() in TIME_ZONES else "UTC"  # a fixed list, never free text
+        tz = checked_choice(input.tz(), TIME_ZONES)  # a fixed list, never free text
         return {"tz": tz, "event_names": bar.events(), **bar.segment()}
 
     results = db.side_by_side(
@@ -72,7 +73,12 @@ def activity_server(input: Inputs, output: Outputs, session: Session, db: Sessio
             "hourly": lambda: (queries.events_by_hour, *bar.dates(), local()),
             "daily": lambda: (queries.events_by_local_day, *bar.dates(), local()),
             "heatmap": lambda: (queries.hour_weekday_heatmap, *bar.dates(), local()),
-            "breakdown": lambda: (queries.activity_breakdown, *bar.dates(), input.breakdown(), local()),
+            "breakdown": lambda: (
+                queries.activity_breakdown,
+                *bar.dates(),
+                checked_choice(input.breakdown(), BREAKDOWN_LABELS),
+                local(),
+            ),
             "weekday": lambda: (queries.conversion_by_weekday, *bar.dates(), bar.segment()),
             "campaigns": lambda: (queries.campaign_sessions_per_day, *bar.dates(), bar.segment()),
         },

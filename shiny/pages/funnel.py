@@ -7,6 +7,7 @@ import pandas as pd
 import plots
 import queries
 from filters import filter_bar_server, filter_bar_ui
+from inputs import checked_choice
 from querying import SessionDb
 from widgets import widget_server, widget_ui
 
@@ -66,7 +67,12 @@ def funnel_server(input: Inputs, output: Outputs, session: Session, db: SessionD
         lambda: (bar.dates(), bar.segment()),
         {
             "steps": lambda: (queries.funnel_steps, *bar.dates(), bar.segment()),
-            "breakdown": lambda: (queries.funnel_breakdown, *bar.dates(), input.breakdown(), bar.segment()),
+            "breakdown": lambda: (
+                queries.funnel_breakdown,
+                *bar.dates(),
+                checked_choice(input.breakdown(), BREAKDOWN_LABELS),
+                bar.segment(),
+            ),
             "time": lambda: (queries.funnel_time_to_convert, *bar.dates(), bar.segment()),
         },
     )

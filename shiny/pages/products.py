@@ -8,6 +8,7 @@ import pandas as pd
 import plots
 import queries
 from filters import filter_bar_server, filter_bar_ui
+from inputs import checked_choice
 from querying import SessionDb
 from widgets import widget_server, widget_ui
 
@@ -58,7 +59,12 @@ def products_server(input: Inputs, output: Outputs, session: Session, db: Sessio
     results = db.side_by_side(
         lambda: (bar.dates(), bar.products()),
         {
-            "performance": lambda: (queries.product_performance, *bar.dates(), input.rank(), bar.products()),
+            "performance": lambda: (
+                queries.product_performance,
+                *bar.dates(),
+                checked_choice(input.rank(), RANKINGS),
+                bar.products(),
+            ),
             "category": lambda: (queries.product_rollup, *bar.dates(), "product_category", bar.products()),
             "brand": lambda: (queries.product_rollup, *bar.dates(), "product_brand", bar.products()),
             "rare": lambda: (queries.rarely_viewed_products, *bar.dates(), bar.products()),

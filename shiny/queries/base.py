@@ -46,7 +46,7 @@ def run(conn, name: str, query: str | sql.Composable, params: dict) -> QueryResu
         cur.execute(text)
         columns = [d.name for d in cur.description]
         rows = [tuple(_plain(v) for v in row) for row in cur.fetchall()]
-    log.debug("query ran", extra={"query": name, "rows": len(rows)})
+    log.debug("query ran: %s", name, extra={"query": name, "rows": len(rows)})
     return QueryResult(name=name, sql=_tidy(text), df=pd.DataFrame(rows, columns=columns))
 
 

@@ -123,6 +123,6 @@ def test_one_failing_query_leaves_the_others_alone(app_module):
             "good": (queries.product_rollup, s, e, "product_brand", {}),
         },
     )
-    assert results["bad"].error == "That choice is not available."
+    assert results["bad"].error == "That choice is not valid."
     assert not results["good"].error and not results["good"].empty
     assert not state.failed  # a rejected input is not an outage
