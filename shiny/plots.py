@@ -154,3 +154,63 @@ def weekday_conversion_figure(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Bar(x=df["day"], y=df["conversion_pct"], marker={"color": "#41ab5d"}))
     fig.update_layout(yaxis_title="% of sessions with a purchase")
     return fig
+
+
+def ranking_figure(df: pd.DataFrame, column: str, label: str, top: int = 15) -> go.Figure:
+    """The `top` products of a ranking query (already in rank order) as horizontal bars of the
+    ranking metric `column`, the first at the top; hover names the product."""
+    part = df.head(top).iloc[::-1]
+    names = [f"{n} ({pid})" for pid, n in zip(part["product_id"], part["product_name"], strict=True)]
+    fig = go.Figure(
+        go.Bar(
+            y=names,
+            x=part[column],
+            orientation="h",
+            marker={"color": "#2c7fb8"},
+            hovertemplate="%{y}: %{x:,}<extra></extra>",
+        )
+    )
+    fig.update_layout(xaxis_title=f"{label} (top {min(top, len(df))})", margin={"l": 180})
+    return fig
+
+
+def attention_figure(df: pd.DataFrame) -> go.Figure:
+    """Views against purchases per view, one point per product (hover names it). The
+    high-attention, low-conversion quadrant (views at or above the top quartile, purchases per
+    view at or below the bottom quartile: columns `views_p75`, `rate_p25_pct`) is shaded, its
+    products drawn in orange."""
+    views_p75, rate_p25 = float(df["views_p75"].iloc[0]), float(df["rate_p25_pct"].iloc[0])
+    fig = go.Figure()
+    for flagged, part in df.groupby("is_high_attention_low_conversion", sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=part["views"],
+                y=part["purchase_rate_pct"],
+                mode="markers",
+                name="high attention, low conversion" if flagged else "other products",
+                marker={"color": "#e6550d" if flagged else "#2c7fb8", "size": 9},
+                customdata=part[["product_id", "product_name", "purchases"]].to_numpy(),
+                hovertemplate="%{customdata[1]} (%{customdata[0]})<br>%{x:,} views, %{customdata[2]:,} units"
+                " bought, %{y:.1f} per 100 views<extra></extra>",
+            )
+        )
+    x_max = max(float(df["views"].max()), views_p75) * 1.05
+    fig.add_shape(
+        type="rect",
+        x0=views_p75,
+        x1=x_max,
+        y0=0,
+        y1=rate_p25,
+        fillcolor="#fdae6b",
+        opacity=0.25,
+        line={"width": 0},
+        layer="below",
+    )
+    fig.add_vline(x=views_p75, line={"dash": "dot", "color": "#888"})
+    fig.add_hline(y=rate_p25, line={"dash": "dot", "color": "#888"})
+    fig.update_layout(
+        xaxis_title="views (dotted: top quartile)",
+        yaxis_title="units bought per 100 views (dotted: bottom quartile)",
+        hovermode="closest",
+    )
+    return fig

@@ -1,6 +1,7 @@
-"""Products: product performance ranked by a chosen metric (high attention, low conversion
-highlighted), roll-ups by category and brand, and the rarely viewed products, for a date
-range, categories, brands and a price range."""
+"""Products: product performance ranked by a chosen metric (a bar chart of the top products and
+the table, high attention with low conversion highlighted), views against purchases per view
+(the high-attention, low-conversion quadrant shaded), roll-ups by category and brand, and the
+rarely viewed products, for a date range, categories, brands and a price range."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ RANKINGS = {
     "revenue": "Revenue",
     "purchase_rate": "Purchases per view",
 }
+# the column of `product_performance` a ranking's bars show
+RANKING_COLUMNS = {"purchase_rate": "purchase_rate_pct"}
 
 
 @module.ui
@@ -29,12 +32,21 @@ def products_ui(c: dict):
     return ui.nav_panel(
         "Products",
         filter_bar_ui("filters", c, *FILTERS, ui.input_select("rank", "Rank by", RANKINGS)),
-        widget_ui(
-            "performance",
-            "Product performance",
-            kind="table",
-            note="Highlighted: high attention, low conversion (views in the top quartile, purchases per view "
-            "in the bottom quartile).",
+        ui.layout_columns(
+            widget_ui(
+                "performance",
+                "Product performance",
+                kind="both",
+                note="Ranked by the metric chosen above. Highlighted: high attention, low conversion (views "
+                "in the top quartile, purchases per view in the bottom quartile).",
+            ),
+            widget_ui(
+                "attention",
+                "Attention against conversion",
+                kind="plot",
+                note="One point per product (the 500 most viewed). Shaded: high attention, low conversion.",
+            ),
+            col_widths={"sm": 12, "lg": 6},
         ),
         ui.layout_columns(
             widget_ui("by_category", "By category", kind="both"),
@@ -65,14 +77,27 @@ def products_server(input: Inputs, output: Outputs, session: Session, db: Sessio
                 checked_choice(input.rank(), RANKINGS),
                 bar.products(),
             ),
+            "attention": lambda: (queries.product_attention, *bar.dates(), bar.products()),
             "category": lambda: (queries.product_rollup, *bar.dates(), "product_category", bar.products()),
             "brand": lambda: (queries.product_rollup, *bar.dates(), "product_brand", bar.products()),
             "rare": lambda: (queries.rarely_viewed_products, *bar.dates(), bar.products()),
         },
     )
+
+    def ranking(df: pd.DataFrame):
+        rank = input.rank()
+        label = RANKINGS[rank] + (" (%)" if rank == "purchase_rate" else "")
+        return plots.ranking_figure(df, RANKING_COLUMNS.get(rank, rank), label)
+
     widget_server(
-        "performance", results["performance"], "table", styles=_flag_styles, filename="products.csv"
+        "performance",
+        results["performance"],
+        "both",
+        ranking,
+        styles=_flag_styles,
+        filename="products.csv",
     )
+    widget_server("attention", results["attention"], "plot", plots.attention_figure, filename="attention.csv")
     widget_server(
         "by_category",
         results["category"],

@@ -29,6 +29,7 @@ from .overview import TIME_SERIES_EVENTS, events_per_day
 from .products import (
     PRODUCT_RANKINGS,
     PRODUCT_ROLLUPS,
+    product_attention,
     product_performance,
     product_rollup,
     rarely_viewed_products,
@@ -59,6 +60,7 @@ __all__ = [
     "funnel_time_to_convert",
     "hour_weekday_heatmap",
     "price_bounds",
+    "product_attention",
     "product_performance",
     "product_rollup",
     "rarely_viewed_products",

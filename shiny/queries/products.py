@@ -30,6 +30,49 @@ _PRODUCT_FILTERS = sql.SQL(
 )
 
 
+# Every product of the period with its measures (`measured`) and the quartiles that flag high
+# attention with low conversion (`thresholds`): views in the top quartile, purchases per view
+# in the bottom quartile of the products with views. `{product_days}` is `_product_days`.
+_MEASURED_HEAD = """
+        with per_product as (
+            select a.product_id,
+                   sum(a.views)::bigint as views,
+                   sum(a.add_to_carts)::bigint as add_to_carts,
+                   sum(a.purchases)::bigint as purchases,
+                   sum(a.orders)::bigint as orders,
+                   coalesce(sum(a.revenue), 0)::numeric(14, 2) as revenue
+            {product_days}
+            group by 1
+        ),
+        measured as (
+            select p.product_id,
+                   p.product_name,
+                   p.product_category,
+                   p.product_brand,
+                   p.product_price,
+                   m.views,
+                   m.add_to_carts,
+                   m.purchases,
+                   m.orders,
+                   m.revenue,
+                   round(100.0 * m.add_to_carts / nullif(m.views, 0), 1) as cart_rate_pct,
+                   round(100.0 * m.purchases / nullif(m.views, 0), 1) as purchase_rate_pct,
+                   m.purchases::numeric / nullif(m.views, 0) as purchase_rate
+            from per_product as m
+            inner join analytics.dim_products as p on p.product_id = m.product_id
+            where true
+"""
+_MEASURED_TAIL = """
+        ),
+        thresholds as (
+            select percentile_cont(0.75) within group (order by views) as views_p75,
+                   percentile_cont(0.25) within group (order by purchase_rate) as rate_p25
+            from measured
+            where views > 0
+        )
+"""
+
+
 def _product_params(start, end, devices, sources, categories, brands, price_min, price_max) -> dict:
     segment, params = segment_filter(devices, sources, alias="a", indent=14)
     params = period(start, end, params)
@@ -82,44 +125,10 @@ def product_performance(
     params, segment = _product_params(start, end, devices, sources, categories, brands, price_min, price_max)
     params["limit"] = int(limit)
     query = _q(
-        """
-        with per_product as (
-            select a.product_id,
-                   sum(a.views)::bigint as views,
-                   sum(a.add_to_carts)::bigint as add_to_carts,
-                   sum(a.purchases)::bigint as purchases,
-                   sum(a.orders)::bigint as orders,
-                   coalesce(sum(a.revenue), 0)::numeric(14, 2) as revenue
-            {product_days}
-            group by 1
-        ),
-        measured as (
-            select p.product_id,
-                   p.product_name,
-                   p.product_category,
-                   p.product_brand,
-                   p.product_price,
-                   m.views,
-                   m.add_to_carts,
-                   m.purchases,
-                   m.orders,
-                   m.revenue,
-                   round(100.0 * m.add_to_carts / nullif(m.views, 0), 1) as cart_rate_pct,
-                   round(100.0 * m.purchases / nullif(m.views, 0), 1) as purchase_rate_pct,
-                   m.purchases::numeric / nullif(m.views, 0) as purchase_rate
-            from per_product as m
-            inner join analytics.dim_products as p on p.product_id = m.product_id
-            where true
-        """,
+        _MEASURED_HEAD,
         _PRODUCT_FILTERS,
+        _MEASURED_TAIL,
         """
-        ),
-        thresholds as (
-            select percentile_cont(0.75) within group (order by views) as views_p75,
-                   percentile_cont(0.25) within group (order by purchase_rate) as rate_p25
-            from measured
-            where views > 0
-        )
         select measured.product_id,
                measured.product_name,
                measured.product_category,
@@ -143,6 +152,47 @@ def product_performance(
         product_days=_product_days(params, segment),
     )
     return run(conn, "product_performance", query, params)
+
+
+def product_attention(
+    conn,
+    start: date,
+    end: date,
+    devices=None,
+    sources=None,
+    categories=None,
+    brands=None,
+    price_min=None,
+    price_max=None,
+    limit: int = 500,
+) -> QueryResult:
+    """Views against purchases per view of the most viewed products (the scatter of attention
+    and conversion), with the quartiles behind the high-attention, low-conversion flag."""
+    params, segment = _product_params(start, end, devices, sources, categories, brands, price_min, price_max)
+    params["limit"] = int(limit)
+    query = _q(
+        _MEASURED_HEAD,
+        _PRODUCT_FILTERS,
+        _MEASURED_TAIL,
+        """
+        select measured.product_id,
+               measured.product_name,
+               measured.views,
+               measured.purchases,
+               (100 * measured.purchase_rate)::float8 as purchase_rate_pct,
+               thresholds.views_p75::float8 as views_p75,
+               (100 * thresholds.rate_p25)::float8 as rate_p25_pct,
+               coalesce(measured.views >= thresholds.views_p75
+                   and measured.purchase_rate <= thresholds.rate_p25, false) as is_high_attention_low_conversion
+        from measured
+        cross join thresholds
+        where measured.views > 0
+        order by measured.views desc, measured.product_id
+        limit %(limit)s
+        """,
+        product_days=_product_days(params, segment),
+    )
+    return run(conn, "product_attention", query, params)
 
 
 def product_rollup(

@@ -472,7 +472,7 @@ def test_empty_warehouse_shows_messages_not_errors(page, empty_db, start_server)
         nav.set(tab)
         wait_idle(page)
         no_output_errors(page)
-        assert page.locator(".widget-empty:visible").count() >= 1, tab
+        expect(page.locator(".widget-empty:visible").first).to_be_visible()  # waits while it renders
     expect(page.locator(".health-status")).to_have_text("Data no data")
 
 
