@@ -161,7 +161,7 @@ def secret_arn(loader_env) -> str:
 
 
 def test_lambda_handler_loads_then_builds_with_credentials_from_secrets_manager(
-    loader_env, put, query, tmp_path, secret_arn
+    loader_env, put, query, tmp_path, secret_arn, run_cli
 ):
     key = datetime.now(UTC).strftime("events/%Y/%m/%d/%H/") + "lambda.json"
     put(key, ndjson(0, 11) + b"broken\n")
@@ -178,9 +178,12 @@ def test_lambda_handler_loads_then_builds_with_credentials_from_secrets_manager(
         PGPASSWORD="wrong",
         PGDATABASE="wrong",
     )
+    # a Lambda context with 10 minutes left: the run keeps LOADER_BUILD_MARGIN_SECONDS for dbt
     code = (
-        "import json; from loader.lambda_handler import handler; "
-        "print('RESULT ' + json.dumps(handler({}, None)))"
+        "import json; from loader.lambda_handler import handler\n"
+        "class Context:\n"
+        "    def get_remaining_time_in_millis(self): return 600_000\n"
+        "print('RESULT ' + json.dumps(handler({}, Context())))"
     )
     result = subprocess.run(
         [env.get("PYTHON", os.sys.executable), "-c", code],
@@ -211,6 +214,11 @@ def test_lambda_handler_loads_then_builds_with_credentials_from_secrets_manager(
         entry.get("secret_fields") == ["dbname", "host", "password", "port", "username"] for entry in logs
     )
     assert query("select count(*) from probe.events_per_object") == [(1,)]
+    # one summary shape: the CLI's --json prints the same keys the Lambda returns
+    cli = run_cli("load", "--json", "--no-build", *window_args())
+    assert cli.returncode == 0, cli.stderr
+    assert set(json.loads(cli.stdout.strip().splitlines()[-1])) == set(summary)
+    assert summary["objects_left"] == 0 and summary["dbt_status"] == "success"
 
 
 def test_lambda_handler_raises_with_the_summary_when_the_run_fails(loader_env):
