@@ -58,6 +58,19 @@ def test_runbook_covers_troubleshooting_topics():
         ("Read 2 files, parsed 812 events.", "Read %d files, parsed %d events."),
         ("Inserted 812 rows into raw.clickstream_events", "Inserted %d rows into raw.clickstream_events"),
         ("dbt build finished: 18 models built", "dbt build finished: %d models built"),
+        (
+            "Loaded 2 objects in one transaction: 812 events, 0 rejected",
+            "Loaded %d objects in one transaction: %d events, %d rejected",
+        ),
+        (
+            "Stopping early: 1200 objects left for the next run",
+            "Stopping early: %d objects left for the next run",
+        ),
+        ("Building the marts: events were loaded since the last build started", "Building the marts: %s"),
+        (
+            "The build of run <id> was interrupted (its process died): building again",
+            "The build of run %s was interrupted (its process died): building again",
+        ),
     ],
 )
 def test_log_lines_in_the_runbook_are_the_loaders(runbook_line, loader_format):
