@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -167,3 +170,35 @@ def wait_for_loader_sessions_to_end(query, timeout: float = 30) -> None:
         if not busy:
             return
         time.sleep(0.1)
+
+
+def kill_loader_once(query, loader_env: dict[str, str], progress, at_least: int, **env_overrides: str) -> int:
+    """Run ``python -m loader load --no-build`` over the test window and SIGKILL it (what a
+    Lambda timeout or an out-of-memory kill does) once ``progress(query)`` reaches ``at_least``;
+    wait until the server has aborted its session; return the progress seen at the kill."""
+    env = dict(os.environ)
+    env.update(loader_env)
+    env.update(env_overrides)
+    proc = subprocess.Popen(
+        cli_command("load", "--no-build", *window_args()),
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        seen = 0
+        while time.monotonic() < deadline and seen < at_least:
+            seen = progress(query)
+            time.sleep(0.01)
+        assert seen >= at_least, f"the loader got only to {seen} before the deadline"
+        assert proc.poll() is None, "the loader finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    wait_for_loader_sessions_to_end(query)
+    return seen

@@ -3,19 +3,12 @@ or none of it, and never twice."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-
 from loader_testlib import (
     HOUR_PREFIX,
-    PROJECT_ROOT,
     FaultProxy,
-    cli_command,
     free_port,
+    kill_loader_once,
     ndjson,
-    wait_for_loader_sessions_to_end,
     window_args,
 )
 
@@ -59,38 +52,18 @@ def test_failure_in_the_middle_of_an_object_leaves_none_of_it(put, load, query):
     ) == [(1000,)]
 
 
+def rows_being_copied(query) -> int:
+    return query(
+        "select coalesce(max(p.tuples_processed), 0) from pg_stat_progress_copy p"
+        " join pg_stat_activity a using (pid) where a.datname = current_database()"
+        " and a.application_name = 'clickstream-loader'"
+    )[0][0]
+
+
 def test_loader_killed_mid_copy_leaves_nothing_and_the_next_run_loads_once(put, query, run_cli, loader_env):
     n = 300_000
     put(HOUR_PREFIX + "big.json", ndjson(0, n))
-    env = dict(os.environ)
-    env.update(loader_env)
-    proc = subprocess.Popen(
-        cli_command("load", "--no-build", *window_args()),
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        copied = 0
-        while time.monotonic() < deadline and copied < 20_000:
-            rows = query(
-                "select coalesce(max(p.tuples_processed), 0) from pg_stat_progress_copy p"
-                " join pg_stat_activity a using (pid) where a.datname = current_database()"
-                " and a.application_name = 'clickstream-loader'"
-            )
-            copied = rows[0][0]
-            time.sleep(0.02)
-        assert copied >= 20_000, "the loader never got to copying"
-        assert proc.poll() is None, "the loader finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    wait_for_loader_sessions_to_end(query)
+    kill_loader_once(query, loader_env, rows_being_copied, at_least=20_000)
     assert query("select count(*) from raw.clickstream_events") == [(0,)]
     assert query("select count(*) from raw.load_manifest") == [(0,)]
     assert query("select status from raw.load_runs") == [("running",)]

@@ -16,6 +16,7 @@ from loader_testlib import (
     PROJECT_ROOT,
     FaultProxy,
     cli_command,
+    kill_loader_once,
     ndjson,
     wait_for_loader_sessions_to_end,
     window_args,
@@ -156,29 +157,16 @@ def test_killed_between_batches_the_run_row_is_exact_and_the_next_run_loads_each
     put, query, run_cli, loader_env
 ):
     small_objects(put, 600, 5)
-    env = dict(os.environ)
-    env.update(loader_env, LOADER_BATCH_OBJECTS="10", LOADER_WORKERS="1", LOADER_FETCH_CONCURRENCY="2")
-    proc = subprocess.Popen(
-        cli_command("load", "--no-build", *window_args()),
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    done = kill_loader_once(
+        query,
+        loader_env,
+        objects_in_manifest,
+        at_least=100,
+        LOADER_BATCH_OBJECTS="10",
+        LOADER_WORKERS="1",
+        LOADER_FETCH_CONCURRENCY="2",
     )
-    try:
-        deadline = time.monotonic() + 60
-        done = 0
-        while time.monotonic() < deadline and done < 100:
-            done = query("select count(*) from raw.load_manifest")[0][0] if _has_manifest(query) else 0
-            time.sleep(0.01)
-        assert 100 <= done < 600, f"{done} objects loaded before the kill"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    wait_for_loader_sessions_to_end(query)
+    assert done < 600, "the loader finished before it could be killed"
     manifest, events = query("select count(*), coalesce(sum(events_loaded), 0) from raw.load_manifest")[0]
     assert loaded_once(query) == (events, events) and events == manifest * 5
     # the killed run's row says exactly what it committed
@@ -312,5 +300,7 @@ def test_two_runs_at_once_overlap_split_the_objects_and_never_build_together(
     assert query("select sum(events) from probe.events_per_object") == [(6000,)]
 
 
-def _has_manifest(query) -> bool:
-    return query("select to_regclass('raw.load_manifest') is not null")[0][0]
+def objects_in_manifest(query) -> int:
+    if not query("select to_regclass('raw.load_manifest') is not null")[0][0]:
+        return 0
+    return query("select count(*) from raw.load_manifest")[0][0]
