@@ -214,3 +214,45 @@ def attention_figure(df: pd.DataFrame) -> go.Figure:
         hovermode="closest",
     )
     return fig
+
+
+SCALES = {"linear": "Linear", "log": "Log", "normalised": "% of each series' peak"}
+_TIME_FORMATS = {"hour": "%b %d %H:%M", "day": "%b %d, %Y", "week": "week of %b %d, %Y"}
+
+
+def time_series_figure(
+    df: pd.DataFrame,
+    x: str,
+    group: str,
+    y: str,
+    grain: str = "day",
+    scale: str = "linear",
+    y_title: str = "events",
+) -> go.Figure:
+    """One line per group over time. `grain` (hour, day, week) formats the time axis, so a
+    single day reads as its date, not as a time; `scale`: linear, log (small series stay
+    visible next to big ones) or normalised (each series as % of its own peak). Hover always
+    shows the counts."""
+    fig = go.Figure()
+    for name, part in df.groupby(group, sort=True):
+        values = part[y].astype(float)
+        shown = 100.0 * values / values.max() if scale == "normalised" and values.max() else values
+        fig.add_trace(
+            go.Scatter(
+                x=part[x],
+                y=shown,
+                mode="lines+markers",
+                name=str(name),
+                customdata=part[[y]].to_numpy(),
+                hovertemplate=f"{name}: %{{customdata[0]:,}} {y_title}<extra></extra>",
+            )
+        )
+    fmt = _TIME_FORMATS.get(grain, "%b %d, %Y")
+    fig.update_xaxes(type="date", tickformat=fmt, hoverformat=fmt)
+    if grain != "hour" and df[x].nunique() <= 14:  # few periods: one tick each, at the period
+        fig.update_xaxes(tickvals=sorted(df[x].unique()))
+    title = {"normalised": f"% of each series' peak {y_title}", "log": f"{y_title} (log scale)"}
+    fig.update_layout(yaxis_title=title.get(scale, y_title), hovermode="x unified")
+    if scale == "log":
+        fig.update_yaxes(type="log")
+    return fig

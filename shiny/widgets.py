@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pandas as pd
 import plots
+from inputs import InvalidInput
 from queries import QueryResult
 
 from shiny import Inputs, Outputs, Session, module, render, ui
@@ -69,7 +70,10 @@ def widget_server(
             r = result()
             if r.error or r.empty:
                 return None
-            fig = figure(r.df)
+            try:
+                fig = figure(r.df)
+            except InvalidInput as exc:  # a display option (a scale) outside its choices
+                return ui.div(str(exc), class_="alert alert-warning py-2 mb-1 widget-error")
             return ui.HTML(plots.to_html(fig, div_id=session.ns("figure")))
 
     if kind in ("table", "both"):

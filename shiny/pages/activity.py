@@ -44,6 +44,7 @@ def activity_ui(c: dict):
             "devices",
             "sources",
             ui.input_radio_buttons("breakdown", "Breakdown", BREAKDOWN_LABELS, inline=True),
+            ui.input_radio_buttons("scale", "Scale (events per hour)", plots.SCALES, inline=True),
             dates_label="Dates (local)",
         ),
         ui.layout_columns(
@@ -87,7 +88,9 @@ def activity_server(input: Inputs, output: Outputs, session: Session, db: Sessio
         "hourly",
         results["hourly"],
         "plot",
-        lambda df: plots.lines_by_group(df, "local_hour", "event_name", "events"),
+        lambda df: plots.time_series_figure(
+            df, "local_hour", "event_name", "events", "hour", checked_choice(input.scale(), plots.SCALES)
+        ),
         filename="events_per_hour.csv",
     )
     widget_server(

@@ -25,7 +25,15 @@ from .base import QueryResult, _plain, run, segment_filter
 from .choices import date_bounds, filter_choices, price_bounds
 from .funnel import FUNNEL_BREAKDOWNS, funnel_breakdown, funnel_steps, funnel_time_to_convert
 from .health import data_health
-from .overview import TIME_SERIES_EVENTS, events_per_day
+from .overview import (
+    GRAINS,
+    TIME_SERIES_EVENTS,
+    auto_grain,
+    events_over_time,
+    events_per_day,
+    overview_kpis,
+    previous_period,
+)
 from .products import (
     PRODUCT_RANKINGS,
     PRODUCT_ROLLUPS,
@@ -39,6 +47,7 @@ from .settings import Settings, dashboard_settings, settings, step_labels
 __all__ = [
     "ACTIVITY_BREAKDOWNS",
     "FUNNEL_BREAKDOWNS",
+    "GRAINS",
     "PRODUCT_RANKINGS",
     "PRODUCT_ROLLUPS",
     "TIME_SERIES_EVENTS",
@@ -46,6 +55,7 @@ __all__ = [
     "Settings",
     "_plain",
     "activity_breakdown",
+    "auto_grain",
     "campaign_sessions_per_day",
     "conversion_by_weekday",
     "dashboard_settings",
@@ -53,12 +63,15 @@ __all__ = [
     "date_bounds",
     "events_by_hour",
     "events_by_local_day",
+    "events_over_time",
     "events_per_day",
     "filter_choices",
     "funnel_breakdown",
     "funnel_steps",
     "funnel_time_to_convert",
     "hour_weekday_heatmap",
+    "overview_kpis",
+    "previous_period",
     "price_bounds",
     "product_attention",
     "product_performance",

@@ -5,7 +5,7 @@ an oracle independent of the SQL under test."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import known_events as k
 
@@ -127,3 +127,38 @@ def ranking(rank_by: str, **filters) -> list[tuple[str, float]]:
         return (exact is None, -(exact or 0), pid)
 
     return [(pid, metric(rows[pid])) for pid in sorted(rows, key=order)]
+
+
+def revenue(session: k.Session) -> float:
+    return sum(k.PRODUCTS[pid][3] * qty for pid, qty in session.cart) if session.purchase else 0.0
+
+
+def kpis(start: date, end: date, devices=None, sources=None) -> dict:
+    """The Overview's KPIs: events (by UTC event date), sessions, purchasing sessions, revenue
+    and conversion (by UTC session date)."""
+    kept = sessions(devices, sources, start, end)
+    buying = [s for s in kept if s.purchase]
+    return {
+        "events": len(events(devices, sources, start, end)),
+        "sessions": len(kept),
+        "purchasing_sessions": len(buying),
+        "revenue": sum(revenue(s) for s in buying),
+        "conversion_pct": round(100 * len(buying) / len(kept), 2) if kept else None,
+    }
+
+
+def events_over_time(
+    grain: str, start: date = FIRST, end: date = LAST, names=None, devices=None, sources=None
+):
+    """Events per (period start as a naive UTC datetime, event type) at an hour, day or week grain."""
+    counts: Counter = Counter()
+    for e in events(devices, sources, start, end):
+        if names and e["event_name"] not in names:
+            continue
+        at = event_time(e).replace(tzinfo=None, minute=0, second=0)
+        if grain != "hour":
+            at = at.replace(hour=0)
+        if grain == "week":
+            at -= timedelta(days=at.weekday())
+        counts[(at, e["event_name"])] += 1
+    return dict(counts)
