@@ -6,12 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import formatting as fmt
 import pandas as pd
 import plots
 from inputs import InvalidInput
 from queries import QueryResult
 
 from shiny import Inputs, Outputs, Session, module, render, ui
+
+TABLE_ROWS_SHOWN = 12  # a table shows at least this many rows before it scrolls
+
+
+def table_height(rows: int) -> str | None:
+    """No inner scrolling up to `TABLE_ROWS_SHOWN` rows (the grid grows to fit); a longer table
+    scrolls inside a box tall enough for them."""
+    return None if rows <= TABLE_ROWS_SHOWN else f"{48 + 37 * TABLE_ROWS_SHOWN}px"
 
 
 @module.ui
@@ -84,7 +93,11 @@ def widget_server(
             if r.error or r.empty:
                 return None
             df = to_table(r.df) if to_table else r.df
-            return render.DataGrid(df, width="100%", height="360px", styles=styles(df) if styles else None)
+            shown, number_columns = fmt.table(df)
+            cell_styles = (styles(df) if styles else []) + [
+                {"cols": number_columns, "style": {"text-align": "right"}, "class": "number-cell"}
+            ]
+            return render.DataGrid(shown, width="100%", height=table_height(len(df)), styles=cell_styles)
 
     @render.code
     def sql():
