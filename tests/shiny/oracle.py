@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import known_events as k
 
@@ -162,3 +163,114 @@ def events_over_time(
             at -= timedelta(days=at.weekday())
         counts[(at, e["event_name"])] += 1
     return dict(counts)
+
+
+STEPS = ["page_view", "product_view", "add_to_cart", "checkout_start", "purchase"]
+
+
+def reached(s: k.Session) -> dict[str, bool]:
+    """The funnel steps a session reached (every session walks them in order)."""
+    return {
+        "page_view": True,
+        "product_view": bool(s.views),
+        "add_to_cart": bool(s.cart),
+        "checkout_start": s.checkout,
+        "purchase": s.purchase,
+    }
+
+
+def funnel(start: date = FIRST, end: date = LAST, devices=None, sources=None) -> list[int]:
+    kept = sessions(devices, sources, start, end)
+    return [sum(reached(s)[step] for s in kept) for step in STEPS]
+
+
+def funnel_breakdown(
+    dimension: str, start: date = FIRST, end: date = LAST, devices=None, sources=None
+) -> dict:
+    """{breakdown value: sessions per step}; weeks by their Monday (as text)."""
+
+    def key(s: k.Session) -> str:
+        if dimension == "week":
+            day = s.start.date()
+            return (day - timedelta(days=day.weekday())).isoformat()
+        return {"device_type": s.device, "traffic_source": s.source}[dimension]
+
+    out: dict[str, list[int]] = {}
+    for s in sessions(devices, sources, start, end):
+        row = out.setdefault(key(s), [0] * len(STEPS))
+        for i, step in enumerate(STEPS):
+            row[i] += reached(s)[step]
+    return out
+
+
+def time_to_convert(start: date = FIRST, end: date = LAST, devices=None, sources=None) -> dict:
+    kept = sessions(devices, sources, start, end)
+    seconds = [(len(k.session_events(s)) - 1) * 60.0 for s in kept if s.purchase]
+    return {
+        "purchasing_sessions": len(seconds),
+        "product_view_sessions": sum(1 for s in kept if s.views),
+        "product_view_to_checkout_sessions": sum(1 for s in kept if s.views and s.checkout),
+        "median_seconds_to_purchase": quantile(seconds, 0.5) if seconds else None,
+        "p25_seconds_to_purchase": quantile(seconds, 0.25) if seconds else None,
+        "p75_seconds_to_purchase": quantile(seconds, 0.75) if seconds else None,
+    }
+
+
+def local(tz: str, start: date, end: date, names=None, devices=None, sources=None):
+    """(per local hour, per local date, per (isoweekday, hour), per (device, event type), per
+    (source, event type)) event counts in a reporting time zone; the warehouse keeps hourly
+    UTC buckets, so an event counts at its UTC hour's start in the zone."""
+    zone = ZoneInfo(tz)
+    hours, days, grid, by_device, by_source = Counter(), Counter(), Counter(), Counter(), Counter()
+    for s in k.SESSIONS:
+        if not k._keep(s, devices, sources, date.min, date.max):
+            continue
+        for e in k.session_events(s):
+            if names and e["event_name"] not in names:
+                continue
+            at = event_time(e).replace(minute=0, second=0).astimezone(zone)
+            if not start <= at.date() <= end:
+                continue
+            hours[(at.replace(tzinfo=None), e["event_name"])] += 1
+            days[(at.date(), e["event_name"])] += 1
+            grid[(at.isoweekday(), at.hour)] += 1
+            by_device[(s.device, e["event_name"])] += 1
+            by_source[(s.source, e["event_name"])] += 1
+    return hours, days, grid, by_device, by_source
+
+
+def weekday_conversion(start: date = FIRST, end: date = LAST, devices=None, sources=None) -> dict:
+    """{isoweekday of the UTC session date: (sessions, purchasing sessions)}."""
+    out: dict[int, tuple[int, int]] = {}
+    for s in sessions(devices, sources, start, end):
+        n, p = out.get(s.start.date().isoweekday(), (0, 0))
+        out[s.start.date().isoweekday()] = (n + 1, p + int(s.purchase))
+    return out
+
+
+def campaigns(start: date = FIRST, end: date = LAST, devices=None, sources=None) -> dict:
+    """{(session date, campaign or "(none)"): sessions}."""
+    return dict(
+        Counter((s.start.date(), s.campaign or "(none)") for s in sessions(devices, sources, start, end))
+    )
+
+
+def rollup(dimension: str, **filters) -> dict:
+    """{category or brand: (products, views, add-to-carts, units, revenue)} over the products
+    with activity in the period."""
+    index = {"product_category": 1, "product_brand": 2}[dimension]
+    out: dict[str, list] = {}
+    for pid, m in products(**filters).items():
+        row = out.setdefault(k.PRODUCTS[pid][index], [0, 0, 0, 0, 0.0])
+        for i, value in enumerate([1, m["views"], m["add_to_carts"], m["purchases"], m["revenue"]]):
+            row[i] += value
+    return {key: tuple(v) for key, v in out.items()}
+
+
+def rarely_viewed(limit: int = 15, **filters) -> list[tuple[str, int]]:
+    """(product, views) of the product filters' products, least viewed first (never-viewed ones too)."""
+    f = {key: filters.get(key) for key in ("categories", "brands", "price_min", "price_max")}
+    measured = products(**filters)
+    kept = [pid for pid in k.PRODUCTS if _product_kept(pid, *f.values())]
+    views = {pid: measured.get(pid, {}).get("views", 0) for pid in kept}
+    return sorted(views.items(), key=lambda item: (item[1], item[0]))[:limit]
