@@ -166,10 +166,13 @@ def scenarios(conn, rnd: random.Random):
         s, e = window()
         d, src = some(DEVICES), some(sources)
         return [
+            ("overview_kpis", lambda c: queries.overview_kpis(c, s, e, d, src)),
             ("funnel_steps", lambda c: queries.funnel_steps(c, s, e, d, src)),
             (
-                "events_per_day",
-                lambda c: queries.events_per_day(c, s, e, queries.TIME_SERIES_EVENTS, d, src),
+                "events_over_time",
+                lambda c: queries.events_over_time(
+                    c, s, e, queries.auto_grain(s, e), queries.TIME_SERIES_EVENTS, d, src
+                ),
             ),
             ("top_products", lambda c: queries.product_performance(c, s, e, "purchases", d, src, limit=20)),
         ]
@@ -194,6 +197,7 @@ def scenarios(conn, rnd: random.Random):
         rank = rnd.choice(sorted(queries.PRODUCT_RANKINGS))
         return [
             ("product_performance", lambda c: queries.product_performance(c, s, e, rank, **f)),
+            ("product_attention", lambda c: queries.product_attention(c, s, e, **f)),
             ("rollup_category", lambda c: queries.product_rollup(c, s, e, "product_category", **f)),
             ("rollup_brand", lambda c: queries.product_rollup(c, s, e, "product_brand", **f)),
             ("rarely_viewed", lambda c: queries.rarely_viewed_products(c, s, e, **f)),
@@ -223,8 +227,12 @@ def scenarios(conn, rnd: random.Random):
             ("filter_choices", lambda c: queries.filter_choices(c)),
             ("price_bounds", lambda c: queries.price_bounds(c)),
             ("data_health", lambda c: queries.data_health(c)),
+            ("overview_kpis", lambda c: queries.overview_kpis(c, s, e)),
             ("funnel_steps", lambda c: queries.funnel_steps(c, s, e)),
-            ("events_per_day", lambda c: queries.events_per_day(c, s, e, queries.TIME_SERIES_EVENTS)),
+            (
+                "events_over_time",
+                lambda c: queries.events_over_time(c, s, e, "day", queries.TIME_SERIES_EVENTS),
+            ),
             ("top_products", lambda c: queries.product_performance(c, s, e, "purchases", limit=20)),
         ]
 
