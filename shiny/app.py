@@ -31,6 +31,7 @@ CSS = """
 .health-bar .badge { font-size: .8rem; }
 .filters .form-group, .filters .shiny-input-container { margin-bottom: .4rem; }
 .sql-details pre { font-size: .75rem; max-height: 320px; overflow: auto; }
+.shiny-data-grid td { white-space: nowrap; }  /* one line a row: a table's rows all fit its box */
 """
 
 

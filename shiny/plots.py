@@ -210,7 +210,7 @@ def attention_figure(df: pd.DataFrame) -> go.Figure:
     fig.add_hline(y=rate_p25, line={"dash": "dot", "color": "#888"})
     fig.update_layout(
         xaxis_title="views (dotted: top quartile)",
-        yaxis_title="units bought per 100 views (dotted: bottom quartile)",
+        yaxis_title="units per 100 views",
         hovermode="closest",
     )
     return fig

@@ -44,7 +44,8 @@ def products_ui(c: dict):
                 "attention",
                 "Attention against conversion",
                 kind="plot",
-                note="One point per product (the 500 most viewed). Shaded: high attention, low conversion.",
+                note="One point per product (the 500 most viewed): views against units bought per 100 views. "
+                "Shaded: high attention, low conversion (dotted: the quartiles).",
             ),
             col_widths={"sm": 12, "lg": 6},
         ),

@@ -106,3 +106,24 @@ def test_a_twelve_row_table_shows_every_row_without_scrolling(page, app_url):
         assert view == {"rows": 12, "shown": 12, "scrolls": False}, view
 
     eventually(all_shown)
+
+
+def test_a_long_table_shows_at_least_ten_rows_before_it_scrolls(page, app_url):
+    """Events by device with every event type: 17 rows (tablets never searched), in a box that
+    shows at least ten of them, each on one line."""
+    open_app(page, app_url)
+    controller.NavsetBar(page, "page").set("activity")
+    controller.InputSelectize(page, "activity-filters-events").set(
+        ["page_view", "search", "product_view", "add_to_cart", "checkout_start", "purchase"]
+    )
+    wait_sql(page, "activity-breakdown_card", "'checkout_start'", "'search'")
+
+    def ten_shown():
+        view = rows_in_view(page, "activity-breakdown_card")
+        assert view["rows"] == 17 and view["shown"] >= 10, view
+
+    eventually(ten_shown)
+    white_space = (
+        "() => getComputedStyle(document.querySelector('#activity-breakdown_card-table tbody td')).whiteSpace"
+    )
+    assert page.evaluate(white_space) == "nowrap"
