@@ -32,6 +32,7 @@ CSS = """
 .filters .form-group, .filters .shiny-input-container { margin-bottom: .4rem; }
 .sql-details pre { font-size: .75rem; max-height: 320px; overflow: auto; }
 .shiny-data-grid td { white-space: nowrap; }  /* one line a row: a table's rows all fit its box */
+.kpi-row .value-box-value { font-size: clamp(1.1rem, 1.6vw, 1.9rem); white-space: nowrap; }  /* $1,234,567.89 on one line */
 """
 
 
