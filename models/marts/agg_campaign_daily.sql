@@ -17,14 +17,7 @@ sessions as (
     from {{ ref('fact_sessions') }}
 ),
 
-{% if is_incremental() %}
-    {#- read fact_sessions directly: a second reference to the sessions CTE would materialise it whole #}
-    touched_dates as (
-        select distinct changed_sessions.session_date
-        from {{ ref('fact_sessions') }} as changed_sessions
-        where changed_sessions.dbt_updated_at > {{ run_watermark() }}
-    ),
-{% endif %}
+{{ touched_keys('touched_dates', ref('fact_sessions'), 'session_date') }}
 
 final as (
     select
@@ -37,9 +30,7 @@ final as (
         coalesce(sum(sessions.revenue), 0) as revenue,
         {{ run_timestamp() }} as dbt_updated_at
     from sessions
-    {% if is_incremental() -%}
-        where {{ in_subquery('sessions.session_date', 'select touched_dates.session_date from touched_dates') }}
-    {%- endif %}
+    where {{ in_touched_keys('touched_dates', 'sessions.session_date') }}
     group by 1, 2, 3, 4
 )
 

@@ -15,33 +15,23 @@ events as (
     from {{ ref('fact_events') }}
 ),
 
-{% if is_incremental() %}
-    {#- read fact_events directly: a second reference to the events CTE would materialise it whole #}
-    touched_hours as (
-        select distinct
-            changed_events.event_date,
-            {{ utc_hour('changed_events.event_at') }} as event_hour
-        from {{ ref('fact_events') }} as changed_events
-        where changed_events.dbt_updated_at > {{ run_watermark() }}
-    ),
+{{ touched_keys(
+    'touched_hours',
+    ref('fact_events'),
+    {'event_date': 'event_date', 'event_hour': utc_hour('event_at')},
+) }}
 
-    events_in_scope as (
-        select
-            events.*,
-            {{ utc_hour('events.event_at') }} as event_hour
-        from events
-        where
-            {{ in_subquery('events.event_date', 'select touched_hours.event_date from touched_hours') }}
-            and {{ utc_hour('events.event_at') }} in (select touched_hours.event_hour from touched_hours)
-    ),
-{% else %}
-    events_in_scope as (
-        select
-            events.*,
-            {{ utc_hour('events.event_at') }} as event_hour
-        from events
-    ),
-{% endif %}
+events_in_scope as (
+    select
+        events.*,
+        {{ utc_hour('events.event_at') }} as event_hour
+    from events
+    where
+        {{ in_touched_keys(
+            'touched_hours',
+            {'events.event_date': 'event_date', utc_hour('events.event_at'): 'event_hour'},
+        ) }}
+),
 
 final as (
     select

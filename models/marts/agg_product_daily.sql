@@ -29,18 +29,11 @@ order_items as (
     from {{ ref('fact_order_items') }}
 ),
 
-{% if is_incremental() %}
-    {#- read the marts directly: a second reference to an import CTE would materialise it whole #}
-    touched_dates as (
-        select changed_events.event_date
-        from {{ ref('fact_events') }} as changed_events
-        where changed_events.dbt_updated_at > {{ run_watermark() }}
-        union
-        select changed_items.ordered_date
-        from {{ ref('fact_order_items') }} as changed_items
-        where changed_items.dbt_updated_at > {{ run_watermark() }}
-    ),
-{% endif %}
+{{ touched_keys(
+    'touched_dates',
+    [ref('fact_events'), ref('fact_order_items')],
+    {'event_date': ['event_date', 'ordered_date']},
+) }}
 
 event_counts as (
     select
@@ -53,9 +46,7 @@ event_counts as (
     from events
     where
         events.event_name in ('product_view', 'add_to_cart')
-        and {{ when_incremental(
-            in_subquery('events.event_date', 'select touched_dates.event_date from touched_dates')
-        ) }}
+        and {{ in_touched_keys('touched_dates', 'events.event_date') }}
     group by 1, 2, 3, 4
 ),
 
@@ -69,9 +60,7 @@ purchase_counts as (
         count(distinct order_items.order_id) as orders,
         sum(order_items.item_revenue) as revenue
     from order_items
-    {% if is_incremental() -%}
-        where {{ in_subquery('order_items.ordered_date', 'select touched_dates.event_date from touched_dates') }}
-    {%- endif %}
+    where {{ in_touched_keys('touched_dates', {'order_items.ordered_date': 'event_date'}) }}
     group by 1, 2, 3, 4
 ),
 

@@ -19,14 +19,7 @@ product_days as (
     from {{ ref('agg_product_daily') }}
 ),
 
-{% if is_incremental() %}
-    {#- read agg_product_daily directly: a second reference to product_days would materialise it whole #}
-    touched_dates as (
-        select distinct changed_days.event_date
-        from {{ ref('agg_product_daily') }} as changed_days
-        where changed_days.dbt_updated_at > {{ run_watermark() }}
-    ),
-{% endif %}
+{{ touched_keys('touched_dates', ref('agg_product_daily'), 'event_date') }}
 
 final as (
     select
@@ -39,9 +32,7 @@ final as (
         sum(product_days.revenue) as revenue,
         {{ run_timestamp() }} as dbt_updated_at
     from product_days
-    {% if is_incremental() -%}
-        where {{ in_subquery('product_days.event_date', 'select touched_dates.event_date from touched_dates') }}
-    {%- endif %}
+    where {{ in_touched_keys('touched_dates', 'product_days.event_date') }}
     group by 1, 2
 )
 

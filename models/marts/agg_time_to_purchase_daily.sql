@@ -21,14 +21,7 @@ funnels as (
     from {{ ref('fact_funnels') }}
 ),
 
-{% if is_incremental() %}
-    {#- read fact_funnels directly: a second reference to the funnels CTE would materialise it whole #}
-    touched_dates as (
-        select distinct changed_funnels.session_date
-        from {{ ref('fact_funnels') }} as changed_funnels
-        where changed_funnels.dbt_updated_at > {{ run_watermark() }}
-    ),
-{% endif %}
+{{ touched_keys('touched_dates', ref('fact_funnels'), 'session_date') }}
 
 final as (
     select
@@ -45,9 +38,7 @@ final as (
         ) as product_view_to_checkout_sessions,
         {{ run_timestamp() }} as dbt_updated_at
     from funnels
-    {% if is_incremental() -%}
-        where {{ in_subquery('funnels.session_date', 'select touched_dates.session_date from touched_dates') }}
-    {%- endif %}
+    where {{ in_touched_keys('touched_dates', 'funnels.session_date') }}
     group by 1, 2, 3, 4
 )
 

@@ -24,24 +24,13 @@ events as (
     from {{ ref('fact_events') }}
 ),
 
-{% if is_incremental() %}
-    {#- read fact_events directly: a second reference to the events CTE would materialise it whole #}
-    touched_users as (
-        select distinct changed_events.user_key
-        from {{ ref('fact_events') }} as changed_events
-        where changed_events.dbt_updated_at > {{ run_watermark() }}
-    ),
+{{ touched_keys('touched_users', ref('fact_events'), 'user_key') }}
 
-    user_events as (
-        select events.*
-        from events
-        where {{ in_subquery('events.user_key', 'select touched_users.user_key from touched_users') }}
-    ),
-{% else %}
-    user_events as (
-        select * from events
-    ),
-{% endif %}
+user_events as (
+    select events.*
+    from events
+    where {{ in_touched_keys('touched_users', 'events.user_key') }}
+),
 
 ranked_events as (
     select

@@ -7,6 +7,8 @@
 
 with
 
+{{ touched_keys('touched_sessions', ref('fact_sessions'), 'session_id') }}
+
 sessions as (
     select
         session_id,
@@ -29,11 +31,7 @@ events as (
     from {{ ref('fact_events') }}
     where
         event_name in ('{{ steps | join("', '") }}')
-        and {{ when_incremental(in_subquery(
-            'session_id',
-            'select changed_sessions.session_id from ' ~ ref('fact_sessions')
-            ~ ' as changed_sessions where changed_sessions.dbt_updated_at > ' ~ run_watermark(),
-        )) }}
+        and {{ in_touched_keys('touched_sessions', 'session_id') }}
 ),
 
 funnel_events as (

@@ -26,24 +26,13 @@ events as (
     from {{ ref('fact_events') }}
 ),
 
-{% if is_incremental() %}
-    {#- read fact_events directly: a second reference to the events CTE would materialise it whole #}
-    touched_sessions as (
-        select distinct changed_events.session_id
-        from {{ ref('fact_events') }} as changed_events
-        where changed_events.dbt_updated_at > {{ run_watermark() }}
-    ),
+{{ touched_keys('touched_sessions', ref('fact_events'), 'session_id') }}
 
-    session_events as (
-        select events.*
-        from events
-        where {{ in_subquery('events.session_id', 'select touched_sessions.session_id from touched_sessions') }}
-    ),
-{% else %}
-    session_events as (
-        select * from events
-    ),
-{% endif %}
+session_events as (
+    select events.*
+    from events
+    where {{ in_touched_keys('touched_sessions', 'events.session_id') }}
+),
 
 ranked_events as (
     select

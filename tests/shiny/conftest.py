@@ -30,7 +30,7 @@ def build_warehouse(env: dict[str, str], dbt, with_events: bool = True) -> dict[
     if with_events:
         known_events.insert_raw(conn, loaded_at=datetime.now(UTC) - timedelta(minutes=30))
     conn.close()
-    # the dbt project's own unit tests are tests/dbt's business (and need an existing relation)
+    # the dbt project's own unit tests are tests/warehouse's business (and need an existing relation)
     dbt(env, "build", "--exclude-resource-type", "unit_test")
     return env
 

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.dbt import rawdata
-from tests.dbt.expected import Expected
+from warehouse import rawdata
+from warehouse.expected import Expected
 
 MART_KEYS = {
     "fact_events": "event_id",

@@ -7,7 +7,7 @@ import psycopg2
 import pytest
 
 from tests.conftest import pg_connect
-from tests.dbt import rawdata
+from warehouse import rawdata
 
 MARTS = [
     "fact_events",

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.dbt import rawdata
-from tests.dbt.conftest import snapshot_marts
+from warehouse import rawdata
+from warehouse.conftest import snapshot_marts
 
 
 def test_fact_events_counts_match_the_raw_lines(generated_warehouse):

@@ -1,0 +1,77 @@
+{#- "Rows whose key was touched since the last run": the pattern of the incremental marts that
+    recompute a whole key (a date, an hour, a session, a user) whenever an upstream row of that
+    key has been written or restated since the model last ran (run_watermark). Two halves:
+    touched_keys renders the CTE of those keys, in_touched_keys the filter on them. -#}
+
+{# the CTE `<name> as (select distinct <keys> from <relation> where dbt_updated_at > run_watermark()),`
+   (with its trailing comma) on incremental runs, nothing on a full build. Place it among the
+   CTEs, before the one that filters on it.
+   - name: the CTE's name, e.g. 'touched_dates'
+   - relations: the upstream relation (a ref), or a list of them whose keys are unioned
+   - keys: the key column name, a list of them, or a dict {key name: expression over the
+     upstream relation's columns}; with several relations an expression can be a list of
+     one expression per relation (e.g. {'event_date': ['event_date', 'ordered_date']})
+   The upstream relation is read directly rather than through the model's import CTE: a
+   second reference to that CTE would materialise it whole. #}
+{% macro touched_keys(name, relations, keys) -%}
+    {%- if is_incremental() -%}
+        {#- a relation is a mapping too (dbt's FakeAPIObject): only a plain list is several relations -#}
+        {%- set relations = relations if relations is sequence and relations is not string and relations is not mapping else [relations] -%}
+        {%- if keys is string -%}
+            {%- set keys = [keys] -%}
+        {%- endif -%}
+        {%- if keys is not mapping -%}
+            {%- set key_map = {} -%}
+            {%- for key in keys -%}
+                {%- do key_map.update({key: key}) -%}
+            {%- endfor -%}
+            {%- set keys = key_map -%}
+        {%- endif -%}
+        {{ name }} as (
+        {{ adapter.dispatch('touched_keys', 'clickstream_analytics')(relations, keys) }}
+    ),
+    {%- endif -%}
+{%- endmacro %}
+
+{# the select of the keys of the rows of relations written since this model's last run;
+   relations: a list of relations; keys: a dict {key name: expression or list of expressions} #}
+{% macro default__touched_keys(relations, keys) -%}
+    {%- for relation in relations -%}
+        {%- set relation_index = loop.index0 -%}
+        {%- if not loop.first %}
+        union
+        {% endif -%}
+        select{% if relations | length == 1 %} distinct{% endif %}
+            {%- for key_name, expressions in keys.items() -%}
+                {%- set expression = expressions[relation_index] if expressions is not string else expressions %}
+            {{ expression }}{% if expression != key_name %} as {{ key_name }}{% endif %}{% if not loop.last %},{% endif %}
+            {%- endfor %}
+        from {{ relation }} as changed_rows
+        where changed_rows.dbt_updated_at > {{ run_watermark() }}
+    {%- endfor -%}
+{%- endmacro %}
+
+{# the filter condition of the rows whose key is in the touched_keys CTE `touched`, as
+   `when_incremental(...)` ('true' on a full build).
+   - touched: the name of the CTE made by touched_keys
+   - columns: the model's key column (an expression; the key of the CTE with the same name as
+     its last dotted part), or a dict {column expression: key name in the CTE}. The first
+     column is matched with in_subquery (on postgres an array built once, so an index on the
+     column is used); any further column narrows the rows with a plain `in`. #}
+{% macro in_touched_keys(touched, columns) -%}
+    {%- if columns is string -%}
+        {%- set columns = {columns: columns.split('.')[-1]} -%}
+    {%- endif -%}
+    {{ when_incremental(adapter.dispatch('in_touched_keys', 'clickstream_analytics')(touched, columns)) }}
+{%- endmacro %}
+
+{% macro default__in_touched_keys(touched, columns) -%}
+    {%- for column, key in columns.items() -%}
+        {%- set subquery = 'select ' ~ touched ~ '.' ~ key ~ ' from ' ~ touched -%}
+        {%- if loop.first -%}
+            {{ in_subquery(column, subquery) }}
+        {%- else %}
+            and {{ column }} in ({{ subquery }})
+        {%- endif -%}
+    {%- endfor -%}
+{%- endmacro %}
