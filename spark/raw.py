@@ -1,0 +1,255 @@
+"""Raw JSON objects into the Spark warehouse's raw tables, read where they lie.
+
+The same rules as the PostgreSQL loader (loader/): objects are listed over the same window of
+hour prefixes (``--since``/``--until``, default the last LOADER_LOOKBACK_HOURS), an object in
+the manifest is not read again (one whose ETag changed since is counted and warned about, as
+the loader does), and every object is parsed by the loader's own parser (loader.formats:
+NDJSON, JSON arrays, pretty-printed objects, gzip, BOM/CRLF, bad lines rejected with the same
+reasons), so both warehouses see the same rows. The bytes are read by Spark itself —
+``s3a://`` for the bucket (the local S3 endpoint in tests, S3 in production), ``file:`` for a
+directory — in parallel on the executors.
+
+Exactly-once: the events of a run are committed first (one Iceberg commit), then the
+manifest rows that mark their objects read. A run killed between the two reads those objects
+again next time; the models keep the first loaded copy of an event_id (fact_events) and one
+row per raw line (rejected_events), so the marts count each event once either way."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from loader.sources import LocalSource, ObjectInfo, S3Source, is_event_file, parse_source, window_prefixes
+
+log = logging.getLogger("spark")
+
+RAW_TABLES = {
+    "clickstream_events": """
+        payload string not null, bucket string not null, object_key string not null,
+        line_number int not null, object_etag string not null, load_id string not null,
+        loaded_at timestamp not null""",
+    "load_manifest": """
+        bucket string not null, object_key string not null, object_etag string not null,
+        object_size bigint not null, lines int not null, events_loaded int not null,
+        lines_rejected int not null, load_id string not null, loaded_at timestamp not null,
+        object_last_modified timestamp, format string, compressed boolean""",
+    "rejected_lines": """
+        bucket string not null, object_key string, line_number int, reason string not null,
+        line string, load_id string not null, rejected_at timestamp not null""",
+    "load_runs": """
+        load_id string not null, started_at timestamp not null, finished_at timestamp,
+        objects int not null, events int not null, rejects int not null, etag_changes int not null,
+        status string not null, error string, source string, failed_objects int not null,
+        last_loaded_at timestamp, dbt_status string, dbt_started_at timestamp,
+        dbt_finished_at timestamp, models_built int, objects_left int not null""",
+}
+
+
+@dataclass
+class RawSummary:
+    load_id: str
+    source: str
+    objects: int = 0
+    events: int = 0
+    rejects: int = 0
+    etag_changes: int = 0
+    seconds: float = 0.0
+    loaded_at: datetime | None = None
+    status: str = "running"
+    new_keys: list[str] = field(default_factory=list)
+
+
+def ensure_raw_tables(spark) -> None:
+    spark.sql("create namespace if not exists raw")
+    for name, columns in RAW_TABLES.items():
+        spark.sql(f"create table if not exists raw.{name} ({columns}) using iceberg")
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _manifest_etags(spark, bucket: str, prefix: str) -> dict[str, str]:
+    rows = spark.sql(
+        f"select object_key, object_etag from raw.load_manifest where bucket = {_sql_text(bucket)}"
+        f" and startswith(object_key, {_sql_text(prefix)})"
+    ).collect()
+    return {r.object_key: r.object_etag for r in rows}
+
+
+def discover(spark, source, since: datetime, until: datetime) -> tuple[list[ObjectInfo], int]:
+    """New objects in the window in listing order, and how many changed after they were loaded
+    (the loader's rules: loader.discovery.discover)."""
+    new: list[ObjectInfo] = []
+    changed = 0
+    for prefix in window_prefixes(source.prefix, since, until):
+        listed = [o for o in source.list(prefix) if is_event_file(o.key)]
+        if not listed:
+            continue
+        known = _manifest_etags(spark, source.bucket, prefix)
+        for obj in listed:
+            etag = known.get(obj.key)
+            if etag is None:
+                new.append(obj)
+            elif etag != obj.etag:
+                changed += 1
+                log.warning("Object %s changed after it was loaded (ETag %s, loaded %s): not loaded again",
+                            obj.key, obj.etag, etag)
+    return new, changed
+
+
+def spark_path(source, key: str) -> str:
+    """Where Spark reads an object: s3a:// for the bucket, file: for a directory."""
+    if isinstance(source, S3Source):
+        return f"s3a://{source.bucket}/{key}"
+    return "file://" + os.path.join(source.bucket, key)
+
+
+_UNESCAPE = re.compile(rb"\\(.)", re.S)
+_ESCAPES = {b"\\": b"\\", b"t": b"\t", b"n": b"\n", b"r": b"\r"}
+
+
+def _copy_unescape(value: bytes) -> bytes:
+    return _UNESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), value) if b"\\" in value else value
+
+
+def parse_objects(rows):
+    """Executor side: (key, etag, content) -> tagged rows: ("e", key, line, payload, ...) for
+    events, ("r", key, line, reason, sample) for rejects, ("m", key, lines, events, rejected,
+    fmt, compressed) once per object. The loader's ObjectReader does the parsing."""
+    from loader.formats import ObjectReader
+
+    for key, etag, content in rows:
+        reader = ObjectReader(io.BytesIO(content), bucket="b", key="k", etag="e", load_id="l", careful=True)
+        out = []
+        while chunk := reader.read():
+            out.append(chunk)
+        for row in b"".join(out).split(b"\n"):
+            if not row:
+                continue
+            payload, _bucket, _key, line, _etag, _load = row.rsplit(b"\t", 5)
+            yield ("e", key, etag, int(line), _copy_unescape(payload).decode("utf-8"), None, None, None, None)
+        stats = reader.stats
+        for reject in stats.rejects:
+            yield ("r", key, etag, reject.line_number, reject.sample, reject.reason, None, None, None)
+        yield ("m", key, etag, stats.lines, stats.fmt, None, stats.events, stats.rejected, stats.compressed)
+
+
+TAGGED_SCHEMA = (
+    "kind string, object_key string, object_etag string, line_number int, text string, reason string,"
+    " events int, rejected int, compressed boolean"
+)
+
+
+def load_raw(spark, spec: str, *, since: datetime | None = None, until: datetime | None = None,
+             lookback_hours: float | None = None, s3_client_factory=None) -> RawSummary:
+    """Read the new objects under ``spec`` (a directory or s3://bucket/prefix) into the raw tables."""
+    from loader.sources import make_s3_client
+
+    started = time.monotonic()
+    started_at = datetime.now(UTC)
+    prefix = os.environ.get("RAW_PREFIX", "events/")
+    source = parse_source(spec.replace("s3a://", "s3://", 1), prefix, s3_client_factory or make_s3_client)
+    until = until or started_at
+    hours = lookback_hours if lookback_hours is not None else float(os.environ.get("LOADER_LOOKBACK_HOURS", "48"))
+    since = since or (until - timedelta(hours=hours))
+    if since > until:
+        raise SystemExit(f"--since {since.isoformat()} is after --until {until.isoformat()}")
+    summary = RawSummary(load_id=str(uuid.uuid4()), source=source.describe())
+    ensure_raw_tables(spark)
+    log.info("Listing %s from %s to %s", source.describe(), since.isoformat(timespec="seconds"),
+             until.isoformat(timespec="seconds"))
+    new, summary.etag_changes = discover(spark, source, since, until)
+    if new:
+        _read_and_commit(spark, source, new, summary)
+    summary.status = "success"
+    summary.seconds = time.monotonic() - started
+    _record_run(spark, summary, started_at)
+    log.info("Raw: %d objects, %d events, %d rejected lines in %.1f s (%d objects changed after loading)",
+             summary.objects, summary.events, summary.rejects, summary.seconds, summary.etag_changes)
+    return summary
+
+
+def _read_and_commit(spark, source, new: list[ObjectInfo], summary: RawSummary) -> None:
+    from pyspark.sql import functions as F
+
+    by_path = {spark_path(source, o.key): o for o in new}
+    files = (
+        spark.read.format("binaryFile").load(list(by_path))
+        .select("path", "content")
+    )
+    etags = {p: (o.key, o.etag) for p, o in by_path.items()}
+    # the path Spark reports may differ in form (file:/ vs file:///): match on the key suffix
+    keys_by_suffix = {o.key: (o.key, o.etag) for o in new}
+
+    def keyed(row):
+        found = etags.get(row.path)
+        if found is None:
+            for key, value in keys_by_suffix.items():
+                if row.path.endswith("/" + key) or row.path.endswith(key):
+                    found = value
+                    break
+        return (found[0], found[1], bytes(row.content))
+
+    tagged = spark.createDataFrame(files.rdd.map(keyed).mapPartitions(parse_objects), TAGGED_SCHEMA)
+    tagged = tagged.persist()
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    summary.loaded_at = loaded_at
+    lit_bucket, lit_load, lit_at = F.lit(source.bucket), F.lit(summary.load_id), F.lit(loaded_at)
+    events = tagged.where("kind = 'e'").select(
+        F.col("text").alias("payload"), lit_bucket.alias("bucket"), "object_key", "line_number",
+        "object_etag", lit_load.alias("load_id"), lit_at.alias("loaded_at"),
+    )
+    events.writeTo("raw.clickstream_events").append()
+    rejects = tagged.where("kind = 'r'").select(
+        lit_bucket.alias("bucket"), "object_key", "line_number", "reason", F.col("text").alias("line"),
+        lit_load.alias("load_id"), lit_at.alias("rejected_at"),
+    )
+    rejects.writeTo("raw.rejected_lines").append()
+    sizes = spark.createDataFrame(
+        [(o.key, o.size, o.last_modified.replace(tzinfo=None) if o.last_modified else None) for o in new],
+        "object_key string, object_size bigint, object_last_modified timestamp",
+    )
+    manifest = tagged.where("kind = 'm'").join(sizes, "object_key").select(
+        lit_bucket.alias("bucket"), "object_key", "object_etag", "object_size",
+        F.col("line_number").alias("lines"), F.col("events").alias("events_loaded"),
+        F.col("rejected").alias("lines_rejected"), lit_load.alias("load_id"), lit_at.alias("loaded_at"),
+        "object_last_modified", F.col("text").alias("format"), "compressed",
+    )
+    manifest.writeTo("raw.load_manifest").append()
+    counts = tagged.where("kind = 'm'").agg(F.count("*"), F.sum("events"), F.sum("rejected")).first()
+    summary.objects, summary.events, summary.rejects = counts[0], counts[1] or 0, counts[2] or 0
+    tagged.unpersist()
+
+
+def _record_run(spark, summary: RawSummary, started_at: datetime) -> None:
+    from pyspark.sql import Row
+
+    finished = datetime.now(UTC).replace(tzinfo=None)
+    row = Row(
+        load_id=summary.load_id, started_at=started_at.replace(tzinfo=None), finished_at=finished,
+        objects=summary.objects, events=summary.events, rejects=summary.rejects,
+        etag_changes=summary.etag_changes, status=summary.status, error=None, source=summary.source,
+        failed_objects=0, last_loaded_at=summary.loaded_at, dbt_status=None, dbt_started_at=None,
+        dbt_finished_at=None, models_built=None, objects_left=0,
+    )
+    spark.createDataFrame([row], RAW_TABLES["load_runs"].replace(" not null", "")).writeTo("raw.load_runs").append()
+
+
+def set_build_status(spark, load_id: str, status: str, *, started: bool = False, models_built: int | None = None) -> None:
+    """The build's status on the run's row (running before the build, then success / failed)."""
+    now = f"timestamp'{datetime.now(UTC).replace(tzinfo=None).isoformat(sep=' ')}'"
+    sets = [f"dbt_status = {_sql_text(status)}"]
+    sets.append(f"dbt_started_at = {now}" if started else f"dbt_finished_at = {now}")
+    if models_built is not None:
+        sets.append(f"models_built = {int(models_built)}")
+    spark.sql(f"update raw.load_runs set {', '.join(sets)} where load_id = {_sql_text(load_id)}")
+
+
+__all__ = ["LocalSource", "RawSummary", "load_raw", "set_build_status", "ensure_raw_tables"]
