@@ -71,7 +71,7 @@
    so a failed run's loads are read again next time. The list of loads is built once (an array
    from an init plan): the raw table's loaded_at index is used, whatever the history's size. #}
 {% macro in_unprocessed_loads(column='loaded_at') -%}
-    {{ column }} = any(array(
+    {%- set subquery -%}
         select raw_loads.loaded_at
         from {{ ref('int_raw_loads') }} as raw_loads
         where raw_loads.dbt_updated_at > coalesce(
@@ -82,27 +82,66 @@
             ),
             {{ run_timestamp_floor() }}
         )
-    ))
+    {%- endset -%}
+    {{ in_subquery(column, subquery) }}
 {%- endmacro %}
 
 {% macro incremental_runs_relation() -%}
     intermediate.dbt_incremental_runs
 {%- endmacro %}
 
-{# on-run-start: the table of each incremental model's last successful run #}
+{# on-run-start: the table of each incremental model's last successful run (two hooks:
+   Spark runs one statement per hook) #}
+{% macro create_incremental_runs_schema() -%}
+    {{ return(adapter.dispatch('create_incremental_runs_schema', 'clickstream_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__create_incremental_runs_schema() -%}
+    create schema if not exists intermediate
+{%- endmacro %}
+
+{% macro spark__create_incremental_runs_schema() -%}
+    create namespace if not exists intermediate
+{%- endmacro %}
+
 {% macro create_incremental_runs_table() -%}
-    create schema if not exists intermediate;
+    {{ return(adapter.dispatch('create_incremental_runs_table', 'clickstream_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__create_incremental_runs_table() -%}
     create table if not exists {{ incremental_runs_relation() }} (
         model_name text primary key,
         last_run_started_at timestamptz not null
     )
 {%- endmacro %}
 
+{% macro spark__create_incremental_runs_table() -%}
+    create table if not exists {{ incremental_runs_relation() }} (
+        model_name string not null,
+        last_run_started_at timestamp not null
+    ) using iceberg
+{%- endmacro %}
+
 {# post-hook of the models filtered by in_unprocessed_loads: this run has processed its loads #}
 {% macro record_incremental_run() -%}
+    {{ return(adapter.dispatch('record_incremental_run', 'clickstream_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__record_incremental_run() -%}
     insert into {{ incremental_runs_relation() }} (model_name, last_run_started_at)
     values ('{{ this.identifier }}', {{ run_timestamp() }})
     on conflict (model_name) do update set last_run_started_at = excluded.last_run_started_at
+{%- endmacro %}
+
+{% macro spark__record_incremental_run() -%}
+    merge into {{ incremental_runs_relation() }} as model_runs
+    using (
+        select '{{ this.identifier }}' as model_name, {{ run_timestamp() }} as last_run_started_at
+    ) as this_run
+        on model_runs.model_name = this_run.model_name
+    when matched then update set model_runs.last_run_started_at = this_run.last_run_started_at
+    when not matched then insert (model_name, last_run_started_at)
+        values (this_run.model_name, this_run.last_run_started_at)
 {%- endmacro %}
 
 {# a filter condition that applies only to incremental runs ('true' on a full build) #}

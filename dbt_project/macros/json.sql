@@ -74,3 +74,88 @@
 {% macro default__json_data_type() -%}json{%- endmacro %}
 
 {% macro postgres__json_data_type() -%}jsonb{%- endmacro %}
+
+{#- Spark: JSON values are VARIANT inside a query (parse_json), text in tables (to_json).
+    A path is read with variant_get; its JSON type comes from schema_of_variant. -#}
+
+{# a JSON path for variant_get: $['page']['path'] #}
+{% macro spark_json_path(path) -%}
+    '${% for key in path %}[''{{ key }}'']{% endfor %}'
+{%- endmacro %}
+
+{% macro spark__json_text(column, path) -%}
+    variant_get({{ column }}, {{ spark_json_path(path) }}, 'string')
+{%- endmacro %}
+
+{% macro spark__json_value(column, path) -%}
+    variant_get({{ column }}, {{ spark_json_path(path) }})
+{%- endmacro %}
+
+{% macro spark__json_type(column, path) -%}
+    {{ spark__json_typeof('variant_get(' ~ column ~ ', ' ~ spark_json_path(path) ~ ')') }}
+{%- endmacro %}
+
+{% macro spark__json_typeof(expression) -%}
+    case
+        when {{ expression }} is null then null
+        when is_variant_null({{ expression }}) then 'null'
+        else
+            case split_part(schema_of_variant({{ expression }}), '<', 1)
+                when 'OBJECT' then 'object'
+                when 'ARRAY' then 'array'
+                when 'STRING' then 'string'
+                when 'BOOLEAN' then 'boolean'
+                else 'number'
+            end
+    end
+{%- endmacro %}
+
+{# JSON text (as stored in a table) to the value queries work on: jsonb stays jsonb; on
+   Spark a VARIANT #}
+{% macro json_parse(expression) -%}
+    {{ return(adapter.dispatch('json_parse', 'clickstream_analytics')(expression)) }}
+{%- endmacro %}
+
+{% macro default__json_parse(expression) -%}
+    {{ expression }}
+{%- endmacro %}
+
+{% macro spark__json_parse(expression) -%}
+    parse_json({{ expression }})
+{%- endmacro %}
+
+{# a JSON value to what a table stores: jsonb stays jsonb; on Spark its JSON text #}
+{% macro json_to_text(expression) -%}
+    {{ return(adapter.dispatch('json_to_text', 'clickstream_analytics')(expression)) }}
+{%- endmacro %}
+
+{% macro default__json_to_text(expression) -%}
+    {{ expression }}
+{%- endmacro %}
+
+{% macro spark__json_to_text(expression) -%}
+    to_json({{ expression }})
+{%- endmacro %}
+
+{# `from x <json_array_join(...)>`: one row per element of the JSON array in expression (as a
+   table stores it), as alias.value, and alias.item_number (1-based) when with_ordinality #}
+{% macro json_array_join(expression, alias, with_ordinality=false) -%}
+    {{ return(adapter.dispatch('json_array_join', 'clickstream_analytics')(expression, alias, with_ordinality)) }}
+{%- endmacro %}
+
+{% macro default__json_array_join(expression, alias, with_ordinality=false) -%}
+    cross join lateral {{ json_array_rows(expression) }}
+    {%- if with_ordinality %} with ordinality as {{ alias }} (value, item_number)
+    {%- else %} as {{ alias }} (value){% endif %}
+{%- endmacro %}
+
+{% macro spark__json_array_join(expression, alias, with_ordinality=false) -%}
+    lateral view inline(
+        transform(
+            cast(parse_json({{ expression }}) as array<variant>),
+            (element, element_index) -> named_struct('value', element, 'item_number', element_index + 1)
+        )
+    ) {{ alias }}
+{%- endmacro %}
+
+{% macro spark__json_data_type() -%}string{%- endmacro %}

@@ -17,7 +17,7 @@
 {% macro json_number(column, path) -%}
     case
         when {{ json_type(column, path) }} = 'number'
-            then cast({{ json_text(column, path) }} as numeric)
+            then cast({{ json_text(column, path) }} as {{ type_decimal() }})
     end
 {%- endmacro %}
 
@@ -43,3 +43,25 @@
 {% macro json_is_optional(column, path, types) -%}
     coalesce({{ json_type(column, path) }} in ('null', '{{ types | join("', '") }}'), true)
 {%- endmacro %}
+
+{% macro spark__regex_matches(expression, pattern, case_insensitive=false) -%}
+    regexp_like({{ expression }}, r'{% if case_insensitive %}(?i){% endif %}{{ pattern }}')
+{%- endmacro %}
+
+{# the warehouse's types for decimal numbers and text: on Spark a bare decimal would be
+   decimal(10,0) and round 1.55 to 2 #}
+{% macro type_decimal() -%}
+    {{ return(adapter.dispatch('type_decimal', 'clickstream_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__type_decimal() -%}numeric{%- endmacro %}
+
+{% macro spark__type_decimal() -%}decimal(38, 9){%- endmacro %}
+
+{% macro type_text() -%}
+    {{ return(adapter.dispatch('type_text', 'clickstream_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__type_text() -%}text{%- endmacro %}
+
+{% macro spark__type_text() -%}string{%- endmacro %}

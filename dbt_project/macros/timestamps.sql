@@ -90,3 +90,24 @@
 {% macro postgres__minus_interval(expression, interval_text) -%}
     ({{ expression }} - cast('{{ interval_text }}' as interval))
 {%- endmacro %}
+
+{#- Spark (session time zone UTC): timestamps are TIMESTAMP (with local time zone). -#}
+
+{% macro spark__is_rfc3339_timestamp(expression) -%}
+    case
+        when regexp_like({{ expression }}, r'{{ rfc3339_pattern() }}')
+            then
+                cast(substr({{ expression }}, 9, 2) as integer)
+                <= day(last_day(cast(substr({{ expression }}, 1, 7) || '-01' as date)))
+        else false
+    end
+{%- endmacro %}
+
+{# Spark's cast reads only an upper-case T and Z #}
+{% macro spark__to_timestamp_tz(expression) -%}
+    cast(upper({{ expression }}) as timestamp)
+{%- endmacro %}
+
+{% macro spark__seconds_between(start_at, end_at) -%}
+    (cast(unix_micros({{ end_at }}) - unix_micros({{ start_at }}) as {{ type_decimal() }}) / 1000000)
+{%- endmacro %}

@@ -1,6 +1,6 @@
 {#- One row per product mention in a valid event: the event's product, and every item of an
     order. Feeds dim_products; a view, so dim_products' incremental filter reaches the raw index. -#}
-{{ config(materialized='view') }}
+{{ config(materialized=view_materialization()) }}
 
 with
 
@@ -39,7 +39,7 @@ order_item_products as (
         purchase_events.loaded_at,
         purchase_events.is_bot
     from purchase_events
-    cross join lateral {{ json_array_rows('purchase_events.order_items') }} as order_item (value)
+    {{ json_array_join('purchase_events.order_items', 'order_item') }}
 ),
 
 final as (

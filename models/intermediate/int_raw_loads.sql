@@ -8,7 +8,7 @@
     config(
         materialized='incremental',
         unique_key='loaded_at',
-        incremental_strategy='delete+insert',
+        incremental_strategy=keyed_incremental_strategy(),
         indexes=[{'columns': ['loaded_at'], 'unique': true}, {'columns': ['dbt_updated_at']}],
     )
 }}

@@ -5,7 +5,7 @@
     config(
         materialized='incremental',
         unique_key='anonymous_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=keyed_incremental_strategy(),
         indexes=[{'columns': ['anonymous_id'], 'unique': true}, {'columns': ['dbt_updated_at']}],
     )
 }}

@@ -2,6 +2,8 @@
     with a purchase and their revenue (fact_sessions). Incremental: session dates with
     sessions rewritten in fact_sessions since the last run are recomputed whole. -#}
 
+{{ config(**replace_by_key_on_spark('session_date')) }}
+
 with
 
 sessions as (

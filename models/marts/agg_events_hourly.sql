@@ -2,6 +2,8 @@
     Incremental: hours with events written or restated in fact_events since the last run are
     recomputed whole (delete+insert on event_hour). -#}
 
+{{ config(**replace_by_key_on_spark('event_hour')) }}
+
 with
 
 events as (

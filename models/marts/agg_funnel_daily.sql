@@ -3,6 +3,8 @@
     rewritten in fact_funnels since the last run are recomputed whole. -#}
 {%- set steps = var('funnel_steps') -%}
 
+{{ config(**replace_by_key_on_spark('session_date')) }}
+
 with
 
 funnels as (

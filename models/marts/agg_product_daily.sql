@@ -2,6 +2,8 @@
     cart (fact_events), units purchased, orders and revenue (fact_order_items). Incremental:
     dates touched since the last run are recomputed whole (delete+insert on event_date). -#}
 
+{{ config(**replace_by_key_on_spark('event_date')) }}
+
 with
 
 events as (

@@ -4,6 +4,8 @@
     exactly: an order has one device type and traffic source (those of its purchase event).
     Incremental: dates rewritten in agg_product_daily since the last run are recomputed whole. -#}
 
+{{ config(**replace_by_key_on_spark('event_date')) }}
+
 with
 
 product_days as (

@@ -5,6 +5,8 @@
     fact_funnels. Incremental: session dates with sessions rewritten in fact_funnels since
     the last run are recomputed whole. -#}
 
+{{ config(**replace_by_key_on_spark('session_date')) }}
+
 with
 
 funnels as (

@@ -2,7 +2,7 @@
     and the source freshness thresholds (vars freshness_warn_after_hours and
     freshness_error_after_hours), the same on every row. The dashboards read their settings
     here, so the dbt project is their one source. A view. -#}
-{{ config(materialized='view') }}
+{{ config(materialized=view_materialization()) }}
 
 {%- set labels = var('funnel_step_labels') %}
 
@@ -12,8 +12,8 @@ funnel_steps as (
     {% for step in var('funnel_steps') -%}
         select
             cast({{ loop.index }} as integer) as step_order,
-            cast('{{ step }}' as text) as step_name,
-            cast('{{ labels.get(step, step) | replace("'", "''") }}' as text) as step_label
+            cast('{{ step }}' as {{ type_text() }}) as step_name,
+            cast('{{ labels.get(step, step) | replace("'", "''") }}' as {{ type_text() }}) as step_label
         {% if not loop.last -%} union all {%- endif %}
     {% endfor %}
 ),

@@ -5,7 +5,7 @@
     config(
         materialized='incremental',
         unique_key='product_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy=keyed_incremental_strategy(),
     )
 }}
 {{ config(post_hook="{{ record_incremental_run() }}") }}

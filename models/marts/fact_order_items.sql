@@ -2,6 +2,8 @@
     and quantity as sent (quantity 1 when missing). Incremental: orders whose purchase event was
     written or restated in fact_events since the last run are rewritten whole. -#}
 
+{{ config(**merge_key_on_spark(['order_id', 'item_number'])) }}
+
 with
 
 purchase_events as (
@@ -43,9 +45,7 @@ order_items_unnested as (
         order_item.value as order_item,
         order_item.item_number
     from first_purchase_per_order
-    cross join
-        lateral {{ json_array_rows('first_purchase_per_order.order_items') }}
-        with ordinality as order_item (value, item_number)
+    {{ json_array_join('first_purchase_per_order.order_items', 'order_item', with_ordinality=true) }}
     where first_purchase_per_order.purchase_number = 1
 ),
 
@@ -67,7 +67,7 @@ typed_items as (
 
 final as (
     select
-        typed_items.order_id || '-' || cast(typed_items.item_number as varchar) as order_item_id,
+        typed_items.order_id || '-' || cast(typed_items.item_number as {{ type_text() }}) as order_item_id,
         typed_items.order_id,
         typed_items.item_number,
         typed_items.product_id,

@@ -1,6 +1,6 @@
 {#- One row per loader run: when it ran, what it loaded and rejected, its status. A view, so
     the data-health page sees a run the moment the loader records it. -#}
-{{ config(materialized='view') }}
+{{ config(materialized=view_materialization()) }}
 
 with
 

@@ -27,7 +27,7 @@ staged_events as (
 final as (
     select
         staged_events.bucket || '/' || staged_events.object_key || '#'
-        || cast(staged_events.line_number as varchar) as raw_line_id,
+        || cast(staged_events.line_number as {{ type_text() }}) as raw_line_id,
         staged_events.bucket,
         staged_events.object_key,
         staged_events.line_number,

@@ -9,7 +9,7 @@ with
 
 raw_events as (
     select
-        payload,
+        {{ json_parse('payload') }} as payload,
         bucket,
         object_key,
         line_number,
@@ -64,13 +64,13 @@ extracted as (
         {{ json_string(p, ['order', 'currency']) }} as order_currency,
         case
             when {{ json_type(p, ['order', 'items']) }} = 'array'
-                then {{ json_value(p, ['order', 'items']) }}
+                then {{ json_to_text(json_value(p, ['order', 'items'])) }}
         end as order_items,
         {{ json_string(p, ['search', 'query']) }} as search_query,
         {{ json_integer(p, ['search', 'results_count']) }} as search_results_count,
         case
             when {{ json_type(p, ['properties']) }} = 'object'
-                then {{ json_value(p, ['properties']) }}
+                then {{ json_to_text(json_value(p, ['properties'])) }}
         end as properties,
         {{ json_type(p, ['event_id']) }} as event_id_type,
         {{ json_type(p, ['product']) }} as product_type,
@@ -205,7 +205,7 @@ typed as (
         ) as is_known_event_name,
         checked.invalid_reason is null as is_valid,
         checked.invalid_reason,
-        checked.payload,
+        {{ json_to_text('checked.payload') }} as payload,
         checked.bucket,
         checked.object_key,
         checked.line_number,
