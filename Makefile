@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WITH_ENV := set -euo pipefail; . scripts/env.sh;
 
-.PHONY: help venv up down status demo test lint format bench etl generate dbt-build psql
+.PHONY: help venv up down status demo test lint format bench etl generate dbt-build psql \
+	spark-venv spark-jars spark-build spark-sql
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +19,27 @@ $(VENV)/.installed: requirements.txt
 	@echo "[venv] installing requirements.txt into $(VENV)"
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt 2> >(grep -v "is ignored: it is neither" >&2)
 	@touch $@
+
+SPARK_VENV := .venv-spark
+SPARK_JARS_DIR ?= .local/spark-jars
+
+spark-venv: $(SPARK_VENV)/.installed ## create .venv-spark (pyspark, dbt-spark) for the Spark build
+
+$(SPARK_VENV)/.installed: requirements-spark.txt
+	@scripts/spark_setup.sh venv
+
+spark-jars: $(SPARK_JARS_DIR)/.fetched ## fetch the Spark jars (Iceberg, hadoop-aws) from Maven Central once
+
+$(SPARK_JARS_DIR)/.fetched: spark/pom.xml
+	@scripts/spark_setup.sh jars
+
+spark-build: venv spark-venv spark-jars ## build on local Spark, publish to PostgreSQL (RAW=dir|s3://bucket/prefix, SINCE=)
+	@$(WITH_ENV) test -n "$${RAW:-}" || { echo "make spark-build RAW=<directory or s3://bucket/prefix> [SINCE=2026-11-01]" >&2; exit 2; }; \
+		$(SPARK_VENV)/bin/python -m spark build --raw "$$RAW" $${SINCE:+--since "$$SINCE"} $${UNTIL:+--until "$$UNTIL"}
+
+spark-sql: spark-venv spark-jars ## one query on the Spark warehouse, rows printed (SQL="select ...")
+	@$(WITH_ENV) test -n "$${SQL:-}" || { echo 'make spark-sql SQL="select count(*) from fact_events"' >&2; exit 2; }; \
+		$(SPARK_VENV)/bin/python -m spark sql "$$SQL"
 
 up: venv ## start PostgreSQL and the local S3 endpoint (idempotent)
 	@scripts/services.sh up
@@ -45,7 +67,7 @@ dbt-build: venv ## run dbt build against the local warehouse
 psql: ## open psql on the local warehouse
 	@$(WITH_ENV) psql
 
-test: venv ## set up what is needed and run every test and linter
+test: venv spark-venv spark-jars ## set up what is needed and run every test and linter
 	@scripts/test.sh
 
 lint: venv ## sqlfluff, ruff, cfn-lint and checkov; fails on a violation

@@ -62,11 +62,14 @@ def log_node_finished(event) -> dict | None:
     return entry
 
 
-def run_dbt_build(project_dir: Path, profiles_dir: Path, *, in_lambda: bool = False) -> DbtOutcome:
-    """Run ``dbt build`` on the project; never raises for a dbt failure (see ``success``)."""
+def run_dbt_build(
+    project_dir: Path, profiles_dir: Path, *, in_lambda: bool = False, extra_args: tuple[str, ...] = ()
+) -> DbtOutcome:
+    """Run ``dbt build`` on the project; never raises for a dbt failure (see ``success``).
+    ``extra_args`` are added to dbt's command line (the Spark build's target, for one)."""
     from dbt.cli.main import dbtRunner
 
-    args = ["build", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)]
+    args = ["build", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), *extra_args]
     if in_lambda:
         # the Lambda file system is read-only except /tmp; CloudWatch wants one JSON object per line
         work = Path(tempfile.gettempdir()) / "dbt"

@@ -19,7 +19,8 @@
     {%- if target.type == 'spark' -%}
         {{ return({'incremental_strategy': 'insert_overwrite', 'partition_by': [key]}) }}
     {%- else -%}
-        {{ return({}) }}
+        {#- config() refuses no arguments: the project's default, stated -#}
+        {{ return({'incremental_strategy': 'delete+insert'}) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -29,6 +30,6 @@
     {%- if target.type == 'spark' -%}
         {{ return({'unique_key': columns}) }}
     {%- else -%}
-        {{ return({}) }}
+        {{ return({'incremental_strategy': 'delete+insert'}) }}
     {%- endif -%}
 {%- endmacro %}
