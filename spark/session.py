@@ -42,6 +42,7 @@ def spark_parameters() -> dict[str, str]:
         "spark.master": os.environ.get("SPARK_MASTER") or "local[2]",
         "spark.driver.memory": os.environ.get("SPARK_DRIVER_MEMORY") or "4g",
         "spark.jars": os.environ.get("SPARK_JARS") or jars(),
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={ROOT / 'spark' / 'log4j2.properties'}",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         f"spark.sql.catalog.{CATALOG}": "org.apache.iceberg.spark.SparkCatalog",
@@ -73,5 +74,4 @@ def get_session(app_name: str = "clickstream-analytics"):
     for key, value in spark_parameters().items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
-    session.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "ERROR"))
     return session
