@@ -1,8 +1,8 @@
 """``python -m spark``: the warehouse on Spark.
 
-  build --raw DIR|s3://bucket/prefix   read new raw objects, dbt build (target spark), publish
-  sql "select ..."                      one query on the Spark warehouse, rows printed
-  publish                               publish the marts into PostgreSQL again
+build --raw DIR|s3://bucket/prefix   read new raw objects, dbt build (target spark), publish
+sql "select ..."                      one query on the Spark warehouse, rows printed
+publish                               publish the marts into PostgreSQL again
 """
 
 from __future__ import annotations
@@ -33,21 +33,30 @@ def _moment(end: bool):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m spark", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m spark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="raw objects -> Spark warehouse -> PostgreSQL analytics")
-    build.add_argument("--raw", required=True, help="a directory laid out like the bucket, or s3://bucket/prefix")
-    build.add_argument("--since", type=_moment(False), help="window start (UTC); default LOADER_LOOKBACK_HOURS ago")
+    build.add_argument(
+        "--raw", required=True, help="a directory laid out like the bucket, or s3://bucket/prefix"
+    )
+    build.add_argument(
+        "--since", type=_moment(False), help="window start (UTC); default LOADER_LOOKBACK_HOURS ago"
+    )
     build.add_argument("--until", type=_moment(True), help="window end (UTC); default now")
     build.add_argument("--no-publish", action="store_true", help="do not publish the marts into PostgreSQL")
     build.add_argument("--full-refresh", action="store_true", help="rebuild the incremental models from raw")
     sql = sub.add_parser("sql", help="run one query on the Spark warehouse and print its rows")
     sql.add_argument("query")
     sql.add_argument("--limit", type=int, default=1000, help="rows printed at most (default 1000)")
+    sql.add_argument("--tsv", action="store_true", help="tab-separated rows, no header (for scripts)")
     publish = sub.add_parser("publish", help="publish the marts the dashboards read into PostgreSQL")
-    publish.add_argument("--all-marts", action="store_true",
-                         help="every mart with a contract, not only what the dashboards read")
+    publish.add_argument(
+        "--all-marts",
+        action="store_true",
+        help="every mart with a contract, not only what the dashboards read",
+    )
     return parser
 
 
@@ -58,8 +67,9 @@ def build(args) -> int:
 
     started = time.monotonic()
     # what profiles.yml's spark target reads (an empty value counts as unset)
+    local = os.environ.get("SPARK_CONFIG", "local") != "platform"
     for name, default in (
-        ("SPARK_JARS", jars),
+        ("SPARK_JARS", jars if local else str),
         ("SPARK_WAREHOUSE", warehouse),
         ("DBT_TARGET_PATH", lambda: str(ROOT / "target" / "spark")),
         ("DBT_LOG_PATH", lambda: str(ROOT / "logs" / "spark")),
@@ -71,18 +81,25 @@ def build(args) -> int:
     raw.set_build_status(spark, summary.load_id, "running", started=True)
     extra = DBT_SPARK_ARGS + (("--full-refresh",) if args.full_refresh else ())
     outcome = run_dbt_build(ROOT, ROOT, extra_args=extra)
-    raw.set_build_status(spark, summary.load_id, "success" if outcome.success else "failed",
-                         models_built=outcome.models_built)
+    raw.set_build_status(
+        spark, summary.load_id, "success" if outcome.success else "failed", models_built=outcome.models_built
+    )
     if not outcome.success:
         log.error("Spark build failed: %s", outcome.error)
         return 1
     if not args.no_publish:
         # load_health reads raw.load_runs: rebuilt so it shows this build's status
-        run_dbt_build(ROOT, ROOT, extra_args=(*DBT_SPARK_ARGS, "--select", "stg_clickstream__load_runs", "load_health"))
+        run_dbt_build(
+            ROOT, ROOT, extra_args=(*DBT_SPARK_ARGS, "--select", "stg_clickstream__load_runs", "load_health")
+        )
         published = publish.publish(spark)
         log.info("Published %d tables into PostgreSQL (%d rows)", len(published), sum(published.values()))
-    log.info("Spark build done in %.1f s: %d objects, %d events read", time.monotonic() - started,
-             summary.objects, summary.events)
+    log.info(
+        "Spark build done in %.1f s: %d objects, %d events read",
+        time.monotonic() - started,
+        summary.objects,
+        summary.events,
+    )
     return 0
 
 
@@ -95,6 +112,10 @@ def sql(args) -> int:
     rows = frame.limit(args.limit + 1).collect()
     names = frame.columns
     shown = [["" if v is None else str(v) for v in r] for r in rows[: args.limit]]
+    if args.tsv:
+        for r in shown:
+            print("\t".join(r))
+        return 0
     widths = [max([len(n)] + [len(r[i]) for r in shown]) for i, n in enumerate(names)]
     print(" | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
     print("-+-".join("-" * w for w in widths))
@@ -118,8 +139,9 @@ def publish_command(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     for noisy in ("py4j", "py4j.clientserver", "SQLQueryContextLogger"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     commands = {"build": build, "sql": sql, "publish": publish_command}
@@ -128,5 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:
         raise
     except Exception as exc:  # a clear one-line error, the details in the log above
-        log.error("%s failed: %s: %s", args.command, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        log.error(
+            "%s failed: %s: %s",
+            args.command,
+            type(exc).__name__,
+            str(exc).splitlines()[0] if str(exc) else "",
+        )
         return 1

@@ -64,7 +64,7 @@ def _spark_rows(spark, table: str, columns: list[tuple[str, str]]):
     """The Spark table's rows with every column as text PostgreSQL reads back exactly:
     timestamps in UTC (the session time zone), decimals and JSON as written."""
     selects = [f"cast(`{name}` as string) as `{name}`" for name, _ in columns]
-    return spark.sql(f"select {', '.join(selects)} from analytics.{table}").toLocalIterator()
+    return spark.sql(f"select {', '.join(selects)} from analytics.{table}").toLocalIterator()  # noqa: S608
 
 
 def publish_table(spark, conn, table: str, contract: dict, reader_role: str | None) -> int:
@@ -99,7 +99,9 @@ def publish_table(spark, conn, table: str, contract: dict, reader_role: str | No
         for number, index in enumerate(contract["indexes"], 1):
             unique = "unique " if index.get("unique") else ""
             cols = ", ".join(_ident(c) for c in index["columns"])
-            cur.execute(f"create {unique}index {_ident(f'{table}__p{number}')} on analytics.{_ident(staging)} ({cols})")
+            cur.execute(
+                f"create {unique}index {_ident(f'{table}__p{number}')} on analytics.{_ident(staging)} ({cols})"
+            )
         # what is there now under the name: a table (earlier publish or PostgreSQL build) or a view
         cur.execute(
             "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace"
@@ -112,7 +114,9 @@ def publish_table(spark, conn, table: str, contract: dict, reader_role: str | No
             cur.execute(f"drop {kind} analytics.{_ident(table)} cascade")
         cur.execute(f"alter table analytics.{_ident(staging)} rename to {_ident(table)}")
         for number, _ in enumerate(contract["indexes"], 1):
-            cur.execute(f"alter index analytics.{_ident(f'{table}__p{number}')} rename to {_ident(f'{table}__idx{number}')}")
+            cur.execute(
+                f"alter index analytics.{_ident(f'{table}__p{number}')} rename to {_ident(f'{table}__idx{number}')}"
+            )
         if reader_role:
             cur.execute("select 1 from pg_roles where rolname = %s", (reader_role,))
             if cur.fetchone():
@@ -125,10 +129,10 @@ def publish_table(spark, conn, table: str, contract: dict, reader_role: str | No
 
 def publish(spark, tables=PUBLISHED, reader_role: str | None = "clickstream_reader") -> dict[str, int]:
     """Publish ``tables`` into the PG* database; {table: rows}."""
-    import psycopg2
+    from loader.db import connect  # PG*, or DB_SECRET_ARN in AWS as the ETL Lambda reads it
 
     contracts = mart_contracts()
-    conn = psycopg2.connect(application_name="clickstream-spark-publish", connect_timeout=10)
+    conn = connect()
     try:
         return {t: publish_table(spark, conn, t, contracts[t], reader_role) for t in tables}
     finally:

@@ -71,14 +71,11 @@ def ensure_raw_tables(spark) -> None:
         spark.sql(f"create table if not exists raw.{name} ({columns}) using iceberg")
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _manifest_etags(spark, bucket: str, prefix: str) -> dict[str, str]:
     rows = spark.sql(
-        f"select object_key, object_etag from raw.load_manifest where bucket = {_sql_text(bucket)}"
-        f" and startswith(object_key, {_sql_text(prefix)})"
+        "select object_key, object_etag from raw.load_manifest"
+        " where bucket = :bucket and startswith(object_key, :prefix)",
+        args={"bucket": bucket, "prefix": prefix},
     ).collect()
     return {r.object_key: r.object_etag for r in rows}
 
@@ -99,8 +96,12 @@ def discover(spark, source, since: datetime, until: datetime) -> tuple[list[Obje
                 new.append(obj)
             elif etag != obj.etag:
                 changed += 1
-                log.warning("Object %s changed after it was loaded (ETag %s, loaded %s): not loaded again",
-                            obj.key, obj.etag, etag)
+                log.warning(
+                    "Object %s changed after it was loaded (ETag %s, loaded %s): not loaded again",
+                    obj.key,
+                    obj.etag,
+                    etag,
+                )
     return new, changed
 
 
@@ -147,8 +148,15 @@ TAGGED_SCHEMA = (
 )
 
 
-def load_raw(spark, spec: str, *, since: datetime | None = None, until: datetime | None = None,
-             lookback_hours: float | None = None, s3_client_factory=None) -> RawSummary:
+def load_raw(
+    spark,
+    spec: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    lookback_hours: float | None = None,
+    s3_client_factory=None,
+) -> RawSummary:
     """Read the new objects under ``spec`` (a directory or s3://bucket/prefix) into the raw tables."""
     from loader.sources import make_s3_client
 
@@ -157,22 +165,34 @@ def load_raw(spark, spec: str, *, since: datetime | None = None, until: datetime
     prefix = os.environ.get("RAW_PREFIX", "events/")
     source = parse_source(spec.replace("s3a://", "s3://", 1), prefix, s3_client_factory or make_s3_client)
     until = until or started_at
-    hours = lookback_hours if lookback_hours is not None else float(os.environ.get("LOADER_LOOKBACK_HOURS", "48"))
+    hours = (
+        lookback_hours if lookback_hours is not None else float(os.environ.get("LOADER_LOOKBACK_HOURS", "48"))
+    )
     since = since or (until - timedelta(hours=hours))
     if since > until:
         raise SystemExit(f"--since {since.isoformat()} is after --until {until.isoformat()}")
     summary = RawSummary(load_id=str(uuid.uuid4()), source=source.describe())
     ensure_raw_tables(spark)
-    log.info("Listing %s from %s to %s", source.describe(), since.isoformat(timespec="seconds"),
-             until.isoformat(timespec="seconds"))
+    log.info(
+        "Listing %s from %s to %s",
+        source.describe(),
+        since.isoformat(timespec="seconds"),
+        until.isoformat(timespec="seconds"),
+    )
     new, summary.etag_changes = discover(spark, source, since, until)
     if new:
         _read_and_commit(spark, source, new, summary)
     summary.status = "success"
     summary.seconds = time.monotonic() - started
     _record_run(spark, summary, started_at)
-    log.info("Raw: %d objects, %d events, %d rejected lines in %.1f s (%d objects changed after loading)",
-             summary.objects, summary.events, summary.rejects, summary.seconds, summary.etag_changes)
+    log.info(
+        "Raw: %d objects, %d events, %d rejected lines in %.1f s (%d objects changed after loading)",
+        summary.objects,
+        summary.events,
+        summary.rejects,
+        summary.seconds,
+        summary.etag_changes,
+    )
     return summary
 
 
@@ -180,10 +200,7 @@ def _read_and_commit(spark, source, new: list[ObjectInfo], summary: RawSummary) 
     from pyspark.sql import functions as F
 
     by_path = {spark_path(source, o.key): o for o in new}
-    files = (
-        spark.read.format("binaryFile").load(list(by_path))
-        .select("path", "content")
-    )
+    files = spark.read.format("binaryFile").load(list(by_path)).select("path", "content")
     etags = {p: (o.key, o.etag) for p, o in by_path.items()}
     # the path Spark reports may differ in form (file:/ vs file:///): match on the key suffix
     keys_by_suffix = {o.key: (o.key, o.etag) for o in new}
@@ -203,24 +220,50 @@ def _read_and_commit(spark, source, new: list[ObjectInfo], summary: RawSummary) 
     summary.loaded_at = loaded_at
     lit_bucket, lit_load, lit_at = F.lit(source.bucket), F.lit(summary.load_id), F.lit(loaded_at)
     events = tagged.where("kind = 'e'").select(
-        F.col("text").alias("payload"), lit_bucket.alias("bucket"), "object_key", "line_number",
-        "object_etag", lit_load.alias("load_id"), lit_at.alias("loaded_at"),
+        F.col("text").alias("payload"),
+        lit_bucket.alias("bucket"),
+        "object_key",
+        "line_number",
+        "object_etag",
+        lit_load.alias("load_id"),
+        lit_at.alias("loaded_at"),
     )
     events.writeTo("raw.clickstream_events").append()
     rejects = tagged.where("kind = 'r'").select(
-        lit_bucket.alias("bucket"), "object_key", "line_number", "reason", F.col("text").alias("line"),
-        lit_load.alias("load_id"), lit_at.alias("rejected_at"),
+        lit_bucket.alias("bucket"),
+        "object_key",
+        "line_number",
+        "reason",
+        F.col("text").alias("line"),
+        lit_load.alias("load_id"),
+        lit_at.alias("rejected_at"),
     )
     rejects.writeTo("raw.rejected_lines").append()
+    # a run killed from here on has committed these rows but not marked the objects read: the
+    # next run reads them again, and the models keep one copy (fact_events: the first loaded
+    # copy of an event_id; rejected_events: one row per raw line)
+    log.info("Committed the events and rejects of %d objects; recording them in the manifest", len(new))
     sizes = spark.createDataFrame(
         [(o.key, o.size, o.last_modified.replace(tzinfo=None) if o.last_modified else None) for o in new],
         "object_key string, object_size bigint, object_last_modified timestamp",
     )
-    manifest = tagged.where("kind = 'm'").join(sizes, "object_key").select(
-        lit_bucket.alias("bucket"), "object_key", "object_etag", "object_size",
-        F.col("line_number").alias("lines"), F.col("events").alias("events_loaded"),
-        F.col("rejected").alias("lines_rejected"), lit_load.alias("load_id"), lit_at.alias("loaded_at"),
-        "object_last_modified", F.col("text").alias("format"), "compressed",
+    manifest = (
+        tagged.where("kind = 'm'")
+        .join(sizes, "object_key")
+        .select(
+            lit_bucket.alias("bucket"),
+            "object_key",
+            "object_etag",
+            "object_size",
+            F.col("line_number").alias("lines"),
+            F.col("events").alias("events_loaded"),
+            F.col("rejected").alias("lines_rejected"),
+            lit_load.alias("load_id"),
+            lit_at.alias("loaded_at"),
+            "object_last_modified",
+            F.col("text").alias("format"),
+            "compressed",
+        )
     )
     manifest.writeTo("raw.load_manifest").append()
     counts = tagged.where("kind = 'm'").agg(F.count("*"), F.sum("events"), F.sum("rejected")).first()
@@ -233,23 +276,44 @@ def _record_run(spark, summary: RawSummary, started_at: datetime) -> None:
 
     finished = datetime.now(UTC).replace(tzinfo=None)
     row = Row(
-        load_id=summary.load_id, started_at=started_at.replace(tzinfo=None), finished_at=finished,
-        objects=summary.objects, events=summary.events, rejects=summary.rejects,
-        etag_changes=summary.etag_changes, status=summary.status, error=None, source=summary.source,
-        failed_objects=0, last_loaded_at=summary.loaded_at, dbt_status=None, dbt_started_at=None,
-        dbt_finished_at=None, models_built=None, objects_left=0,
+        load_id=summary.load_id,
+        started_at=started_at.replace(tzinfo=None),
+        finished_at=finished,
+        objects=summary.objects,
+        events=summary.events,
+        rejects=summary.rejects,
+        etag_changes=summary.etag_changes,
+        status=summary.status,
+        error=None,
+        source=summary.source,
+        failed_objects=0,
+        last_loaded_at=summary.loaded_at,
+        dbt_status=None,
+        dbt_started_at=None,
+        dbt_finished_at=None,
+        models_built=None,
+        objects_left=0,
     )
-    spark.createDataFrame([row], RAW_TABLES["load_runs"].replace(" not null", "")).writeTo("raw.load_runs").append()
+    spark.createDataFrame([row], RAW_TABLES["load_runs"].replace(" not null", "")).writeTo(
+        "raw.load_runs"
+    ).append()
 
 
-def set_build_status(spark, load_id: str, status: str, *, started: bool = False, models_built: int | None = None) -> None:
+def set_build_status(
+    spark, load_id: str, status: str, *, started: bool = False, models_built: int | None = None
+) -> None:
     """The build's status on the run's row (running before the build, then success / failed)."""
-    now = f"timestamp'{datetime.now(UTC).replace(tzinfo=None).isoformat(sep=' ')}'"
-    sets = [f"dbt_status = {_sql_text(status)}"]
-    sets.append(f"dbt_started_at = {now}" if started else f"dbt_finished_at = {now}")
-    if models_built is not None:
-        sets.append(f"models_built = {int(models_built)}")
-    spark.sql(f"update raw.load_runs set {', '.join(sets)} where load_id = {_sql_text(load_id)}")
+    moment = "dbt_started_at" if started else "dbt_finished_at"
+    spark.sql(
+        f"update raw.load_runs set dbt_status = :status, {moment} = :now,"  # noqa: S608 - a column name
+        " models_built = coalesce(:models_built, models_built) where load_id = :load_id",
+        args={
+            "status": status,
+            "now": datetime.now(UTC).replace(tzinfo=None),
+            "models_built": models_built,
+            "load_id": load_id,
+        },
+    )
 
 
 __all__ = ["LocalSource", "RawSummary", "load_raw", "set_build_status", "ensure_raw_tables"]

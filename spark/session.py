@@ -36,7 +36,18 @@ def warehouse() -> str:
 
 
 def spark_parameters() -> dict[str, str]:
-    """Spark configuration, as profiles.yml's ``server_side_parameters`` renders it."""
+    """Spark configuration, as profiles.yml's ``server_side_parameters`` renders it.
+
+    ``SPARK_CONFIG=platform`` (EMR / EMR Serverless / Glue, docs/runbook.md "Spark"): the
+    platform's own configuration (spark-submit --conf, spark-defaults) starts Spark and
+    defines the Iceberg catalog ``lake`` (e.g. on the Glue Data Catalog, warehouse on S3);
+    only what the models rely on is set here."""
+    if os.environ.get("SPARK_CONFIG", "local") == "platform":
+        return {
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+            "spark.sql.defaultCatalog": CATALOG,
+        }
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
     params = {
         "spark.master": os.environ.get("SPARK_MASTER") or "local[2]",
