@@ -1,0 +1,129 @@
+{#- One row per session date, device type, traffic source and path: sessions on that path and
+    those of them with a purchase. A session's path is its ordered steps (the event name, or
+    for a page view the page type of its path: home, product, category, other), consecutive
+    repeats collapsed, its first var path_depth steps joined with ' > ' (then ' > …' when the
+    session went on). Every session is in exactly one row. Incremental: session dates with
+    sessions rewritten in fact_sessions since the last run are recomputed whole. -#}
+{%- set depth = var('path_depth') | int -%}
+
+{{ config(**replace_by_key_on_spark('session_date')) }}
+
+with
+
+sessions as (
+    select
+        session_id,
+        session_date,
+        device_type,
+        traffic_source,
+        has_purchase,
+        dbt_updated_at
+    from {{ ref('fact_sessions') }}
+),
+
+events as (
+    select
+        event_id,
+        event_name,
+        event_at,
+        session_id,
+        page_path
+    from {{ ref('fact_events') }}
+),
+
+{{ touched_keys('touched_dates', ref('fact_sessions'), 'session_date') }}
+
+sessions_to_build as (
+    select sessions.*
+    from sessions
+    where {{ in_touched_keys('touched_dates', 'sessions.session_date') }}
+),
+
+session_events as (
+    select events.*
+    from events
+    where
+        {{ when_incremental(in_subquery(
+            'events.session_id',
+            'select sessions_to_build.session_id from sessions_to_build'
+        )) }}
+),
+
+events_as_steps as (
+    select
+        session_events.session_id,
+        session_events.event_at,
+        session_events.event_id,
+        case
+            when session_events.event_name = 'page_view'
+                then {{ page_type('session_events.page_path') }}
+            else session_events.event_name
+        end as step_name
+    from session_events
+),
+
+steps_with_previous as (
+    select
+        events_as_steps.*,
+        lag(events_as_steps.step_name) over (
+            partition by events_as_steps.session_id
+            order by events_as_steps.event_at, events_as_steps.event_id
+        ) as previous_step_name
+    from events_as_steps
+),
+
+collapsed_steps as (
+    select
+        steps_with_previous.session_id,
+        steps_with_previous.step_name,
+        row_number() over (
+            partition by steps_with_previous.session_id
+            order by steps_with_previous.event_at, steps_with_previous.event_id
+        ) as step_number
+    from steps_with_previous
+    where
+        steps_with_previous.previous_step_name is null
+        or steps_with_previous.previous_step_name != steps_with_previous.step_name
+),
+
+session_paths as (
+    select
+        collapsed_steps.session_id,
+        {{ join_in_order(
+            "case when collapsed_steps.step_number <= " ~ depth ~ " then collapsed_steps.step_name end",
+            'collapsed_steps.step_number'
+        ) }} as first_steps,
+        max(collapsed_steps.step_number) as steps
+    from collapsed_steps
+    group by 1
+),
+
+sessions_with_paths as (
+    select
+        sessions_to_build.session_date,
+        sessions_to_build.device_type,
+        sessions_to_build.traffic_source,
+        sessions_to_build.has_purchase,
+        case
+            when session_paths.steps > {{ depth }} then session_paths.first_steps || ' > …'
+            else session_paths.first_steps
+        end as path  -- noqa: RF04
+    from sessions_to_build
+    inner join session_paths
+        on sessions_to_build.session_id = session_paths.session_id
+),
+
+final as (
+    select
+        sessions_with_paths.session_date,
+        sessions_with_paths.device_type,
+        sessions_with_paths.traffic_source,
+        sessions_with_paths.path,
+        cast(count(*) as bigint) as sessions,
+        cast(count(*) filter (where sessions_with_paths.has_purchase) as bigint) as purchase_sessions,
+        {{ run_timestamp() }} as dbt_updated_at
+    from sessions_with_paths
+    group by 1, 2, 3, 4
+)
+
+select * from final

@@ -1,0 +1,132 @@
+{#- One row per cohort kind, cohort week and weeks since: the users of a cohort and how many
+    of them came back that week. Users are stitched user_keys (fact_sessions), weeks are ISO
+    weeks (starting Monday, UTC session dates).
+    - visitors: the cohort is the week of the user's first session; a user is retained in a
+      week when they had a session in it (week 0 is the cohort itself).
+    - purchasers: the cohort is the week of the user's first purchase; retained = bought
+      again (a session with a purchase) in that week (week 0 is the cohort itself).
+    Every cohort has a row for each week from its own to the newest week with sessions
+    (retained_users 0 when nobody came back; up to 999 weeks). A table, rebuilt whole on every run: a user's
+    first week moves when identities are stitched, so cohorts cannot be patched by date. -#}
+{{ config(materialized='table') }}
+
+with
+
+sessions as (
+    select
+        user_key,
+        session_date,
+        has_purchase
+    from {{ ref('fact_sessions') }}
+),
+
+activity_weeks as (
+    select distinct
+        sessions.user_key,
+        {{ week_start('sessions.session_date') }} as activity_week,
+        'visitors' as cohort_kind
+    from sessions
+    union all
+    select distinct
+        sessions.user_key,
+        {{ week_start('sessions.session_date') }} as activity_week,
+        'purchasers' as cohort_kind
+    from sessions
+    where sessions.has_purchase
+),
+
+newest_week as (
+    select max(activity_weeks.activity_week) as activity_week
+    from activity_weeks
+),
+
+digits as (
+    select 0 as digit
+    union all
+    select 1
+    union all
+    select 2
+    union all
+    select 3
+    union all
+    select 4
+    union all
+    select 5
+    union all
+    select 6
+    union all
+    select 7
+    union all
+    select 8
+    union all
+    select 9
+),
+
+week_numbers as (
+    select ones.digit + 10 * tens.digit + 100 * hundreds.digit as weeks_since
+    from digits as ones
+    cross join digits as tens
+    cross join digits as hundreds
+),
+
+cohorts as (
+    select
+        activity_weeks.cohort_kind,
+        activity_weeks.user_key,
+        min(activity_weeks.activity_week) as cohort_week
+    from activity_weeks
+    group by 1, 2
+),
+
+cohort_sizes as (
+    select
+        cohorts.cohort_kind,
+        cohorts.cohort_week,
+        count(*) as cohort_users
+    from cohorts
+    group by 1, 2
+),
+
+returns_per_week as (
+    select
+        cohorts.cohort_kind,
+        cohorts.cohort_week,
+        {{ weeks_between('cohorts.cohort_week', 'activity_weeks.activity_week') }} as weeks_since,
+        count(*) as retained_users
+    from cohorts
+    inner join activity_weeks
+        on
+            cohorts.user_key = activity_weeks.user_key
+            and cohorts.cohort_kind = activity_weeks.cohort_kind
+    group by 1, 2, 3
+),
+
+triangle as (
+    select
+        cohort_sizes.cohort_kind,
+        cohort_sizes.cohort_week,
+        week_numbers.weeks_since,
+        cohort_sizes.cohort_users
+    from cohort_sizes
+    cross join newest_week
+    inner join week_numbers
+        on week_numbers.weeks_since <= {{ weeks_between('cohort_sizes.cohort_week', 'newest_week.activity_week') }}
+),
+
+final as (
+    select
+        triangle.cohort_kind,
+        triangle.cohort_week,
+        cast(triangle.weeks_since as integer) as weeks_since,
+        cast(triangle.cohort_users as bigint) as cohort_users,
+        cast(coalesce(returns_per_week.retained_users, 0) as bigint) as retained_users,
+        {{ run_timestamp() }} as dbt_updated_at
+    from triangle
+    left join returns_per_week
+        on
+            triangle.cohort_kind = returns_per_week.cohort_kind
+            and triangle.cohort_week = returns_per_week.cohort_week
+            and triangle.weeks_since = returns_per_week.weeks_since
+)
+
+select * from final

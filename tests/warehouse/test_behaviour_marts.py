@@ -1,0 +1,382 @@
+"""The behaviour marts on a hand-made history with known answers: journeys (agg_paths_daily),
+weekly retention cohorts (agg_retention_weekly) and channel attribution (fact_attribution).
+Five users over five weeks: a guest who signs in (her earlier visit becomes hers), a user
+signed in from the start, one whose earlier visit falls outside the attribution window, a
+guest who buys without signing in, a one-page visitor. Loaded in two batches (the second build
+incremental: a new session and a late event that changes an existing session's path)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from warehouse import rawdata
+from warehouse.conftest import snapshot_marts
+from warehouse.rawdata import event, order_payload
+
+GOOGLE = {"source": "google", "medium": "organic", "campaign": None}
+NEWSLETTER = {"source": "newsletter", "medium": "email", "campaign": "march"}
+FACEBOOK = {"source": "facebook", "medium": "social", "campaign": None}
+BING = {"source": "bing", "medium": "cpc", "campaign": "winter"}
+CPC_SPRING = {"source": "google", "medium": "cpc", "campaign": "spring"}
+DIRECT: dict = {}  # no traffic block: (direct) / (none)
+
+ORDERS = {
+    "o-a1": order_payload("o-a1", [("p-1", 1)]),  # 89.9
+    "o-a2": order_payload("o-a2", [("p-3", 1)]),  # 12.5
+    "o-b1": order_payload("o-b1", [("p-2", 1)]),  # 129.0
+    "o-c1": order_payload("o-c1", [("p-4", 2)]),  # 118.0
+    "o-d1": order_payload("o-d1", [("p-3", 2)]),  # 25.0
+}
+
+
+def at(day: str, minute: int = 0) -> datetime:
+    return datetime.fromisoformat(f"{day}T10:00:00+00:00") + timedelta(minutes=minute)
+
+
+def session(session_id, anonymous_id, day, traffic, steps, *, device="desktop", user_from=None, user_id=None):
+    """Events of one session: steps are (event name, fields) a minute apart; user_id is sent
+    from step user_from on (None: never)."""
+    events = []
+    for number, (name, fields) in enumerate(steps):
+        signed_in = user_from is not None and number >= user_from
+        e = event(
+            name,
+            at(day, number),
+            session_id=session_id,
+            anonymous_id=anonymous_id,
+            user_id=user_id if signed_in else None,
+            device_type=device,
+            **fields,
+        )
+        if traffic:
+            e["traffic"] = dict(traffic)
+        else:
+            del e["traffic"]
+        events.append(e)
+    return events
+
+
+HOME = ("page_view", {"path": "/"})
+PRODUCT_PAGE = ("page_view", {"path": "/p/p-1/trail-shoe"})
+CATEGORY_PAGE = ("page_view", {"path": "/c/shoes"})
+CART_PAGE = ("page_view", {"path": "/cart"})
+
+
+def product_view(pid="p-1"):
+    return ("product_view", {"product": pid, "path": f"/p/{pid}"})
+
+
+def cart(pid="p-1", quantity=1):
+    return ("add_to_cart", {"product": pid, "quantity": quantity})
+
+
+def purchase(order_id):
+    return ("purchase", {"order": ORDERS[order_id]})
+
+
+def history() -> tuple[list[dict], list[dict]]:
+    """(first batch, second batch) of raw events."""
+    first = [
+        # alice: a guest on 2 March, signs in on 10 March and buys; buys again on 24 March
+        *session("s-a1", "anon-a", "2026-03-02", GOOGLE, [HOME, product_view(), product_view(), HOME]),
+        *session(
+            "s-a2",
+            "anon-a",
+            "2026-03-10",
+            NEWSLETTER,
+            [
+                HOME,
+                PRODUCT_PAGE,
+                product_view(),
+                product_view(),
+                cart(),
+                ("sign_in", {}),
+                ("checkout_start", {}),
+                purchase("o-a1"),
+            ],
+            user_from=5,
+            user_id="alice",
+        ),
+        # bob: signed in throughout, 4 March (facebook) and 18 March (direct, buys)
+        *session(
+            "s-b1",
+            "anon-b",
+            "2026-03-04",
+            FACEBOOK,
+            [HOME, product_view("p-2")],
+            user_from=0,
+            user_id="bob",
+            device="mobile",
+        ),
+        *session(
+            "s-b2",
+            "anon-b",
+            "2026-03-18",
+            DIRECT,
+            [CATEGORY_PAGE, product_view("p-2"), cart("p-2"), ("checkout_start", {}), purchase("o-b1")],
+            user_from=0,
+            user_id="bob",
+            device="mobile",
+        ),
+        # carol: a visit on 1 February (outside the 30-day window of her 5 March order)
+        *session("s-c0", "anon-c", "2026-02-01", BING, [HOME], user_from=0, user_id="carol"),
+        *session(
+            "s-c1",
+            "anon-c",
+            "2026-03-05",
+            CPC_SPRING,
+            [PRODUCT_PAGE, cart("p-4", 2), ("checkout_start", {}), purchase("o-c1")],
+            user_from=0,
+            user_id="carol",
+        ),
+        # dave: a guest who buys on 11 March and browses on 16 March
+        *session(
+            "s-d1",
+            "anon-d",
+            "2026-03-11",
+            NEWSLETTER,
+            [HOME, product_view("p-3"), cart("p-3", 2), CART_PAGE, ("checkout_start", {}), purchase("o-d1")],
+            device="tablet",
+        ),
+        *session("s-d2", "anon-d", "2026-03-16", DIRECT, [HOME, HOME, HOME], device="tablet"),
+        # eve: one page on 6 March
+        *session("s-e1", "anon-e", "2026-03-06", GOOGLE, [HOME]),
+    ]
+    second = [
+        *session(
+            "s-a3",
+            "anon-a",
+            "2026-03-24",
+            DIRECT,
+            [HOME, product_view("p-3"), cart("p-3"), ("checkout_start", {}), purchase("o-a2")],
+            user_from=0,
+            user_id="alice",
+        ),
+    ]
+    # a late event of eve's session: her path becomes home > category
+    late = event("page_view", at("2026-03-06", 1), session_id="s-e1", anonymous_id="anon-e", path="/c/shoes")
+    late["traffic"] = dict(GOOGLE)
+    second.append(late)
+    return first, second
+
+
+# session -> (session_date, device, source, path, has_purchase), worked out by hand
+EXPECTED_PATHS = {
+    "s-a1": ("2026-03-02", "desktop", "google", "home > product_view > home", False),
+    "s-a2": (
+        "2026-03-10",
+        "desktop",
+        "newsletter",
+        "home > product > product_view > add_to_cart > sign_in > …",
+        True,
+    ),
+    "s-a3": (
+        "2026-03-24",
+        "desktop",
+        "(direct)",
+        "home > product_view > add_to_cart > checkout_start > purchase",
+        True,
+    ),
+    "s-b1": ("2026-03-04", "mobile", "facebook", "home > product_view", False),
+    "s-b2": (
+        "2026-03-18",
+        "mobile",
+        "(direct)",
+        "category > product_view > add_to_cart > checkout_start > purchase",
+        True,
+    ),
+    "s-c0": ("2026-02-01", "desktop", "bing", "home", False),
+    "s-c1": ("2026-03-05", "desktop", "google", "product > add_to_cart > checkout_start > purchase", True),
+    "s-d1": (
+        "2026-03-11",
+        "tablet",
+        "newsletter",
+        "home > product_view > add_to_cart > other > checkout_start > …",
+        True,
+    ),
+    "s-d2": ("2026-03-16", "tablet", "(direct)", "home", False),
+    "s-e1": ("2026-03-06", "desktop", "google", "home > category", False),
+}
+
+
+@pytest.fixture(scope="module")
+def behaviour_warehouse(make_database, dbt):
+    env = make_database()
+    rawdata.create_raw_schema(env)
+    first, second = history()
+    loaded = datetime(2026, 3, 25, 1, 5, tzinfo=UTC)
+    rawdata.insert_raw(env, first, loaded_at=loaded, object_key="events/2026/03/25/00/a.json")
+    dbt(env, "build")
+    rawdata.insert_raw(
+        env, second, loaded_at=loaded + timedelta(hours=1), object_key="events/2026/03/25/01/b.json"
+    )
+    dbt(env, "build")
+    return env
+
+
+def test_paths_per_session_worked_out_by_hand(behaviour_warehouse):
+    rows = rawdata.query(
+        behaviour_warehouse,
+        "select session_date::text, device_type, traffic_source, path, sessions, purchase_sessions"
+        " from analytics.agg_paths_daily",
+    )
+    expected: Counter = Counter()
+    purchases: Counter = Counter()
+    for day, device, source, path, bought in EXPECTED_PATHS.values():
+        expected[(day, device, source, path)] += 1
+        purchases[(day, device, source, path)] += int(bought)
+    assert {r[:4]: (r[4], r[5]) for r in rows} == {k: (n, purchases[k]) for k, n in expected.items()}
+    assert len(rows) == len(expected)
+
+
+def test_every_session_is_in_exactly_one_path_row(behaviour_warehouse):
+    env = behaviour_warehouse
+    per_date = rawdata.query(
+        env,
+        "select s.session_date, s.sessions, coalesce(p.sessions, 0), s.purchase_sessions, coalesce(p.purchases, 0)"
+        " from (select session_date, count(*) as sessions, count(*) filter (where has_purchase) as purchase_sessions"
+        "       from analytics.fact_sessions group by 1) as s"
+        " left join (select session_date, sum(sessions) as sessions, sum(purchase_sessions) as purchases"
+        "            from analytics.agg_paths_daily group by 1) as p using (session_date)",
+    )
+    assert len(per_date) == 10
+    for day, sessions, path_sessions, purchase_sessions, path_purchases in per_date:
+        assert (sessions, purchase_sessions) == (path_sessions, path_purchases), day
+
+
+def test_path_depth_is_a_var(behaviour_warehouse, dbt, make_database):
+    env = make_database()
+    rawdata.create_raw_schema(env)
+    first, second = history()
+    rawdata.insert_raw(env, first + second)
+    dbt(env, "run", "--select", "+agg_paths_daily", "--vars", '{"path_depth": 2}')
+    rows = dict(
+        rawdata.query(
+            env,
+            "select path, sum(sessions)::int from analytics.agg_paths_daily where session_date = '2026-03-10' group by 1",
+        )
+    )
+    assert rows == {"home > product > …": 1}
+
+
+def test_retention_triangle_worked_out_by_hand(behaviour_warehouse):
+    rows = rawdata.query(
+        behaviour_warehouse,
+        "select cohort_kind, cohort_week::text, weeks_since, cohort_users, retained_users"
+        " from analytics.agg_retention_weekly order by 1, 2, 3",
+    )
+    got = {(kind, week): [] for kind, week, *_ in rows}
+    sizes = {}
+    for kind, week, weeks_since, cohort_users, retained in rows:
+        assert weeks_since == len(got[(kind, week)])  # no week missing
+        got[(kind, week)].append(retained)
+        sizes[(kind, week)] = cohort_users
+    # newest week with a session: Monday 23 March
+    assert got == {
+        # carol: 1 Feb (week of 26 Jan), back on 5 March (5 weeks later)
+        ("visitors", "2026-01-26"): [1, 0, 0, 0, 0, 1, 0, 0, 0],
+        # alice (her guest visit of 2 March, stitched), bob, eve
+        ("visitors", "2026-03-02"): [3, 1, 1, 1],
+        # dave (a guest)
+        ("visitors", "2026-03-09"): [1, 1, 0],
+        ("purchasers", "2026-03-02"): [1, 0, 0, 0],  # carol
+        ("purchasers", "2026-03-09"): [2, 0, 1],  # alice (again on 24 March), dave
+        ("purchasers", "2026-03-16"): [1, 0],  # bob
+    }
+    assert sizes == {k: v[0] for k, v in got.items()}
+
+
+def test_retained_never_exceeds_the_cohort(behaviour_warehouse):
+    bad = rawdata.query(
+        behaviour_warehouse,
+        "select * from analytics.agg_retention_weekly"
+        " where retained_users > cohort_users or (weeks_since = 0 and retained_users <> cohort_users)",
+    )
+    assert bad == []
+
+
+def attribution(env) -> dict:
+    rows = rawdata.query(
+        env,
+        "select order_id, model, traffic_source, traffic_medium, coalesce(traffic_campaign, ''),"
+        " credit, revenue_credit, user_key from analytics.fact_attribution",
+    )
+    return {(o, m, s, md, c): (credit, revenue, user) for o, m, s, md, c, credit, revenue, user in rows}
+
+
+def test_attribution_worked_out_by_hand(behaviour_warehouse):
+    got = attribution(behaviour_warehouse)
+    d = Decimal
+    google, news = ("google", "organic", ""), ("newsletter", "email", "march")
+    direct, facebook = ("(direct)", "(none)", ""), ("facebook", "social", "")
+    spring = ("google", "cpc", "spring")
+
+    def rows(order, user, first, last, linear):
+        out = {(order, "first_touch", *first): (d(1), ORDERS_REVENUE[order], user)}
+        out[(order, "last_touch", *last)] = (d(1), ORDERS_REVENUE[order], user)
+        for channel, credit, revenue in linear:
+            out[(order, "linear", *channel)] = (d(credit), d(revenue), user)
+        return out
+
+    expected = {
+        # the guest visit of 2 March counts: alice signed in on 10 March
+        **rows("o-a1", "alice", google, news, [(google, "0.5", "44.95"), (news, "0.5", "44.95")]),
+        # three touches in 30 days; the purchasing (direct) session takes the rounding rest
+        **rows(
+            "o-a2",
+            "alice",
+            google,
+            direct,
+            [(google, "0.333333", "4.17"), (news, "0.333333", "4.17"), (direct, "0.333334", "4.16")],
+        ),
+        **rows("o-b1", "bob", facebook, direct, [(facebook, "0.5", "64.50"), (direct, "0.5", "64.50")]),
+        # carol's bing visit of 1 February is 32 days before the order: outside the window
+        **rows("o-c1", "carol", spring, spring, [(spring, "1", "118.00")]),
+        # a guest's order, one touch; dave's later visit does not count
+        **rows("o-d1", "anon-d", news, news, [(news, "1", "25.00")]),
+    }
+    assert got == expected
+
+
+ORDERS_REVENUE = {k: Decimal(str(v["revenue"])) for k, v in ORDERS.items()}
+
+
+def test_attribution_reconciles_per_order_and_model(behaviour_warehouse):
+    sums = rawdata.query(
+        behaviour_warehouse,
+        "select a.order_id, a.model, sum(a.credit), sum(a.revenue_credit), max(o.revenue)"
+        " from analytics.fact_attribution as a"
+        " inner join (select order_id, max(order_revenue) as revenue from analytics.fact_events"
+        "             where event_name = 'purchase' group by 1) as o using (order_id)"
+        " group by 1, 2",
+    )
+    assert len(sums) == 5 * 3
+    for order_id, model, credit, revenue_credit, revenue in sums:
+        assert credit == 1, (order_id, model)
+        assert revenue_credit == revenue, (order_id, model)
+
+
+def test_lookback_is_a_var(behaviour_warehouse, dbt, make_database):
+    env = make_database()
+    rawdata.create_raw_schema(env)
+    first, second = history()
+    rawdata.insert_raw(env, first + second)
+    dbt(env, "run", "--select", "+fact_attribution", "--vars", '{"attribution_lookback_days": 40}')
+    got = attribution(env)
+    assert got[("o-c1", "first_touch", "bing", "cpc", "winter")][0] == 1
+    assert got[("o-c1", "last_touch", "google", "cpc", "spring")][0] == 1
+
+
+def test_incremental_equals_full_refresh(behaviour_warehouse, dbt):
+    env = behaviour_warehouse
+    query = (
+        "select session_date::text, device_type, traffic_source, path, sessions, purchase_sessions"
+        " from analytics.agg_paths_daily order by 1, 2, 3, 4"
+    )
+    incremental = rawdata.query(env, query), snapshot_marts(env)
+    dbt(env, "run", "--full-refresh", "--select", "+agg_paths_daily")
+    assert (rawdata.query(env, query), snapshot_marts(env)) == incremental
