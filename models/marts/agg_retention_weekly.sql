@@ -1,21 +1,28 @@
-{#- One row per cohort kind, cohort week and weeks since: the users of a cohort and how many
-    of them came back that week. Users are stitched user_keys (fact_sessions), weeks are ISO
-    weeks (starting Monday, UTC session dates).
+{#- One row per cohort kind, cohort week, device type, traffic source and weeks since: the
+    users of a cohort and how many of them came back that week. Device and source are those of
+    the session that put the user in the cohort (the first session, or the first purchasing
+    session); summed over them, the rows give the whole cohort. Users are stitched user_keys
+    (fact_sessions), weeks are ISO weeks (starting Monday, UTC session dates).
     - visitors: the cohort is the week of the user's first session; a user is retained in a
       week when they had a session in it (week 0 is the cohort itself).
     - purchasers: the cohort is the week of the user's first purchase; retained = bought
       again (a session with a purchase) in that week (week 0 is the cohort itself).
     Every cohort has a row for each week from its own to the newest week with sessions
-    (retained_users 0 when nobody came back; up to 999 weeks). A table, rebuilt whole on every run: a user's
-    first week moves when identities are stitched, so cohorts cannot be patched by date. -#}
+    (retained_users 0 when nobody came back; up to 999 weeks). A table, rebuilt whole on every
+    run: a user's first week moves when identities are stitched, so cohorts cannot be patched
+    by date. -#}
 {{ config(materialized='table') }}
 
 with
 
 sessions as (
     select
+        session_id,
         user_key,
+        session_start_at,
         session_date,
+        device_type,
+        traffic_source,
         has_purchase
     from {{ ref('fact_sessions') }}
 ),
@@ -69,28 +76,61 @@ week_numbers as (
     cross join digits as hundreds
 ),
 
+cohort_sessions as (
+    select
+        sessions.user_key,
+        sessions.session_date,
+        sessions.device_type,
+        sessions.traffic_source,
+        'visitors' as cohort_kind,
+        row_number() over (
+            partition by sessions.user_key
+            order by sessions.session_start_at, sessions.session_id
+        ) as session_number
+    from sessions
+    union all
+    select
+        sessions.user_key,
+        sessions.session_date,
+        sessions.device_type,
+        sessions.traffic_source,
+        'purchasers' as cohort_kind,
+        row_number() over (
+            partition by sessions.user_key
+            order by sessions.session_start_at, sessions.session_id
+        ) as session_number
+    from sessions
+    where sessions.has_purchase
+),
+
 cohorts as (
     select
-        activity_weeks.cohort_kind,
-        activity_weeks.user_key,
-        min(activity_weeks.activity_week) as cohort_week
-    from activity_weeks
-    group by 1, 2
+        cohort_sessions.cohort_kind,
+        cohort_sessions.user_key,
+        {{ week_start('cohort_sessions.session_date') }} as cohort_week,
+        cohort_sessions.device_type,
+        cohort_sessions.traffic_source
+    from cohort_sessions
+    where cohort_sessions.session_number = 1
 ),
 
 cohort_sizes as (
     select
         cohorts.cohort_kind,
         cohorts.cohort_week,
+        cohorts.device_type,
+        cohorts.traffic_source,
         count(*) as cohort_users
     from cohorts
-    group by 1, 2
+    group by 1, 2, 3, 4
 ),
 
 returns_per_week as (
     select
         cohorts.cohort_kind,
         cohorts.cohort_week,
+        cohorts.device_type,
+        cohorts.traffic_source,
         {{ weeks_between('cohorts.cohort_week', 'activity_weeks.activity_week') }} as weeks_since,
         count(*) as retained_users
     from cohorts
@@ -98,13 +138,15 @@ returns_per_week as (
         on
             cohorts.user_key = activity_weeks.user_key
             and cohorts.cohort_kind = activity_weeks.cohort_kind
-    group by 1, 2, 3
+    group by 1, 2, 3, 4, 5
 ),
 
 triangle as (
     select
         cohort_sizes.cohort_kind,
         cohort_sizes.cohort_week,
+        cohort_sizes.device_type,
+        cohort_sizes.traffic_source,
         week_numbers.weeks_since,
         cohort_sizes.cohort_users
     from cohort_sizes
@@ -117,6 +159,8 @@ final as (
     select
         triangle.cohort_kind,
         triangle.cohort_week,
+        triangle.device_type,
+        triangle.traffic_source,
         cast(triangle.weeks_since as integer) as weeks_since,
         cast(triangle.cohort_users as bigint) as cohort_users,
         cast(coalesce(returns_per_week.retained_users, 0) as bigint) as retained_users,
@@ -126,6 +170,8 @@ final as (
         on
             triangle.cohort_kind = returns_per_week.cohort_kind
             and triangle.cohort_week = returns_per_week.cohort_week
+            and triangle.device_type = returns_per_week.device_type
+            and triangle.traffic_source = returns_per_week.traffic_source
             and triangle.weeks_since = returns_per_week.weeks_since
 )
 

@@ -17,6 +17,7 @@ sessions as (
         session_id,
         user_key,
         session_start_at,
+        device_type,
         traffic_source,
         traffic_medium,
         traffic_campaign
@@ -50,6 +51,7 @@ orders as (
         first_purchase_of_each_order.event_at as ordered_at,
         coalesce(first_purchase_of_each_order.order_revenue, 0) as revenue,
         sessions.user_key,
+        sessions.device_type,
         sessions.session_id as purchase_session_id,
         sessions.session_start_at as purchase_session_start_at
     from first_purchase_of_each_order
@@ -62,6 +64,8 @@ touches as (
     select
         orders.order_id,
         orders.user_key,
+        orders.ordered_at,
+        orders.device_type,
         orders.revenue,
         sessions.session_id,
         sessions.traffic_source,
@@ -124,12 +128,14 @@ final as (
         credited_touches.traffic_source,
         credited_touches.traffic_medium,
         credited_touches.traffic_campaign,
+        {{ utc_date('credited_touches.ordered_at') }} as order_date,
+        credited_touches.device_type,
         cast(count(*) as integer) as touches,
         cast(sum(credited_touches.credit_share) as {{ type_decimal() }}) as credit,
         cast(sum(credited_touches.revenue_share) as {{ type_decimal() }}) as revenue_credit,
         {{ run_timestamp() }} as dbt_updated_at
     from credited_touches
-    group by 1, 2, 3, 4, 5, 6
+    group by 1, 2, 3, 4, 5, 6, 7, 8
     having sum(credited_touches.credit_share) > 0
 )
 

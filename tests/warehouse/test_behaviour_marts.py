@@ -266,8 +266,8 @@ def test_path_depth_is_a_var(behaviour_warehouse, dbt, make_database):
 def test_retention_triangle_worked_out_by_hand(behaviour_warehouse):
     rows = rawdata.query(
         behaviour_warehouse,
-        "select cohort_kind, cohort_week::text, weeks_since, cohort_users, retained_users"
-        " from analytics.agg_retention_weekly order by 1, 2, 3",
+        "select cohort_kind, cohort_week::text, weeks_since, sum(cohort_users)::int, sum(retained_users)::int"
+        " from analytics.agg_retention_weekly group by 1, 2, 3 order by 1, 2, 3",
     )
     got = {(kind, week): [] for kind, week, *_ in rows}
     sizes = {}
@@ -288,6 +288,20 @@ def test_retention_triangle_worked_out_by_hand(behaviour_warehouse):
         ("purchasers", "2026-03-16"): [1, 0],  # bob
     }
     assert sizes == {k: v[0] for k, v in got.items()}
+
+
+def test_retention_cohorts_are_split_by_their_first_session(behaviour_warehouse):
+    rows = rawdata.query(
+        behaviour_warehouse,
+        "select cohort_kind, device_type, traffic_source, cohort_users, retained_users"
+        " from analytics.agg_retention_weekly where cohort_week = '2026-03-02' and weeks_since = 2"
+        " order by 1, 2, 3",
+    )
+    assert rows == [
+        ("purchasers", "desktop", "google", 1, 0),  # carol, first purchase from google cpc
+        ("visitors", "desktop", "google", 2, 0),  # alice (her guest visit), eve
+        ("visitors", "mobile", "facebook", 1, 1),  # bob, back on 18 March
+    ]
 
 
 def test_retained_never_exceeds_the_cohort(behaviour_warehouse):
@@ -343,6 +357,20 @@ def test_attribution_worked_out_by_hand(behaviour_warehouse):
 
 
 ORDERS_REVENUE = {k: Decimal(str(v["revenue"])) for k, v in ORDERS.items()}
+
+
+def test_attribution_carries_the_order_date_and_purchase_device(behaviour_warehouse):
+    rows = rawdata.query(
+        behaviour_warehouse,
+        "select distinct order_id, order_date::text, device_type from analytics.fact_attribution order by 1",
+    )
+    assert rows == [
+        ("o-a1", "2026-03-10", "desktop"),
+        ("o-a2", "2026-03-24", "desktop"),
+        ("o-b1", "2026-03-18", "mobile"),
+        ("o-c1", "2026-03-05", "desktop"),
+        ("o-d1", "2026-03-11", "tablet"),
+    ]
 
 
 def test_attribution_reconciles_per_order_and_model(behaviour_warehouse):
