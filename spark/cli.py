@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every mart with a contract, not only what the dashboards read",
     )
+    publish.add_argument("--tables", help="these marts (comma-separated) instead")
     return parser
 
 
@@ -130,7 +131,10 @@ def publish_command(args) -> int:
     from spark import publish
     from spark.session import get_session
 
-    tables = publish.all_marts() if args.all_marts else publish.PUBLISHED
+    if args.tables:
+        tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
+    else:
+        tables = publish.all_marts() if args.all_marts else publish.PUBLISHED
     published = publish.publish(get_session(), tables)
     for table, rows in published.items():
         print(f"analytics.{table}: {rows} rows")

@@ -54,17 +54,24 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _copy_text(value) -> str:
-    if value is None:
-        return "\\N"
-    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+def _copy_line_sql(name: str) -> str:
+    """A column as COPY text: NULL as \\N; backslash, tab, newline and CR escaped; timestamps in
+    UTC (the session time zone), decimals and JSON as written."""
+    text = f"cast(`{name}` as string)"
+    for char, escaped in (
+        (r"r'\'", r"r'\\'"),
+        ("char(9)", r"r'\t'"),
+        ("char(10)", r"r'\n'"),
+        ("char(13)", r"r'\r'"),
+    ):
+        text = f"replace({text}, {char}, {escaped})"
+    return f"coalesce({text}, r'\\N')"
 
 
-def _spark_rows(spark, table: str, columns: list[tuple[str, str]]):
-    """The Spark table's rows with every column as text PostgreSQL reads back exactly:
-    timestamps in UTC (the session time zone), decimals and JSON as written."""
-    selects = [f"cast(`{name}` as string) as `{name}`" for name, _ in columns]
-    return spark.sql(f"select {', '.join(selects)} from analytics.{table}").toLocalIterator()  # noqa: S608
+def _spark_lines(spark, table: str, columns: list[tuple[str, str]]):
+    """The Spark table's rows as COPY text lines, built by Spark (one string per row)."""
+    line = "concat_ws(char(9), " + ", ".join(_copy_line_sql(name) for name, _ in columns) + ")"
+    return spark.sql(f"select {line} as line from analytics.{table}").toLocalIterator()  # noqa: S608
 
 
 def publish_table(spark, conn, table: str, contract: dict, reader_role: str | None) -> int:
@@ -86,8 +93,8 @@ def publish_table(spark, conn, table: str, contract: dict, reader_role: str | No
         )
         buffer = io.StringIO()
         column_list = ", ".join(_ident(n) for n, _ in columns)
-        for row in _spark_rows(spark, table, columns):
-            buffer.write("\t".join(_copy_text(v) for v in row))
+        for row in _spark_lines(spark, table, columns):
+            buffer.write(row[0])
             buffer.write("\n")
             rows += 1
             if rows % BATCH_ROWS == 0:
@@ -132,6 +139,11 @@ def publish(spark, tables=PUBLISHED, reader_role: str | None = "clickstream_read
     from loader.db import connect  # PG*, or DB_SECRET_ARN in AWS as the ETL Lambda reads it
 
     contracts = mart_contracts()
+    unknown = [t for t in tables if t not in contracts]
+    if unknown:
+        raise SystemExit(
+            f"not a mart with a contract in models/marts/_marts__models.yml: {', '.join(unknown)}"
+        )
     conn = connect()
     try:
         return {t: publish_table(spark, conn, t, contracts[t], reader_role) for t in tables}
