@@ -4,6 +4,7 @@ manifest (an object whose ETag changed after it was loaded is reported, not load
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from loader.sources import ObjectInfo, Source, is_event_file, window_prefixes
@@ -31,16 +32,28 @@ def parse_moment(text: str, *, end: bool = False) -> datetime:
 def discover(source: Source, conn, since: datetime, until: datetime) -> tuple[list[ObjectInfo], int]:
     """The objects in the window that are not in the manifest, in listing order (oldest hour
     first), and how many listed objects changed after they were loaded."""
+    have_manifest = _manifest_exists(conn)
+
+    def known(prefix: str) -> dict[str, str]:
+        return _manifest_etags(conn, source.bucket, prefix) if have_manifest else {}
+
+    return discover_new(source, known, since, until)
+
+
+def discover_new(
+    source: Source, known_etags: Callable[[str], dict[str, str]], since: datetime, until: datetime
+) -> tuple[list[ObjectInfo], int]:
+    """``discover`` over any manifest: ``known_etags(prefix)`` gives {key: ETag} of the objects
+    already loaded under that prefix (the Spark build's manifest is an Iceberg table)."""
     new: list[ObjectInfo] = []
     changed = 0
-    have_manifest = _manifest_exists(conn)
     kind = "S3 objects" if source.describe().startswith("s3://") else "files"
     for prefix in window_prefixes(source.prefix, since, until):
         log.info("Listing %s under prefix %s", kind, prefix, extra={"prefix": prefix})
         listed = [o for o in source.list(prefix) if is_event_file(o.key)]
         if not listed:
             continue
-        known = _manifest_etags(conn, source.bucket, prefix) if have_manifest else {}
+        known = known_etags(prefix)
         for obj in listed:
             etag = known.get(obj.key)
             if etag is None:

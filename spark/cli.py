@@ -47,8 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--until", type=_moment(True), help="window end (UTC); default now")
     build.add_argument("--no-publish", action="store_true", help="do not publish the marts into PostgreSQL")
     build.add_argument("--full-refresh", action="store_true", help="rebuild the incremental models from raw")
+    build.add_argument(
+        "--skip-tests", action="store_true", help="build the models without running the data tests"
+    )
     sql = sub.add_parser("sql", help="run one query on the Spark warehouse and print its rows")
-    sql.add_argument("query")
+    sql.add_argument("query", nargs="+", help="a query (several: run in turn, one Spark start)")
     sql.add_argument("--limit", type=int, default=1000, help="rows printed at most (default 1000)")
     sql.add_argument("--tsv", action="store_true", help="tab-separated rows, no header (for scripts)")
     publish = sub.add_parser("publish", help="publish the marts the dashboards read into PostgreSQL")
@@ -81,6 +84,8 @@ def build(args) -> int:
     summary = raw.load_raw(spark, args.raw, since=args.since, until=args.until)
     raw.set_build_status(spark, summary.load_id, "running", started=True)
     extra = DBT_SPARK_ARGS + (("--full-refresh",) if args.full_refresh else ())
+    if args.skip_tests:
+        extra += ("--exclude-resource-type", "test")
     outcome = run_dbt_build(ROOT, ROOT, extra_args=extra)
     raw.set_build_status(
         spark, summary.load_id, "success" if outcome.success else "failed", models_built=outcome.models_built
@@ -104,27 +109,40 @@ def build(args) -> int:
     return 0
 
 
+QUERY_SEPARATOR = "\x1e"
+"""Between the results of several queries in --tsv mode (ASCII record separator)."""
+
+
 def sql(args) -> int:
     from spark.session import get_session
 
     spark = get_session()
     spark.sql("use analytics")  # plain fact_events resolves, as in psql
-    frame = spark.sql(args.query)
-    rows = frame.limit(args.limit + 1).collect()
+    for number, query in enumerate(args.query):
+        if number and args.tsv:
+            print(QUERY_SEPARATOR)
+        elif number:
+            print()
+        _print_query(spark, query, args.limit, args.tsv)
+    return 0
+
+
+def _print_query(spark, query: str, limit: int, tsv: bool) -> None:
+    frame = spark.sql(query)
+    rows = frame.limit(limit + 1).collect()
     names = frame.columns
-    shown = [["" if v is None else str(v) for v in r] for r in rows[: args.limit]]
-    if args.tsv:
+    shown = [["" if v is None else str(v) for v in r] for r in rows[:limit]]
+    if tsv:
         for r in shown:
             print("\t".join(r))
-        return 0
+        return
     widths = [max([len(n)] + [len(r[i]) for r in shown]) for i, n in enumerate(names)]
     print(" | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
     print("-+-".join("-" * w for w in widths))
     for r in shown:
         print(" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
-    more = " (more not shown: --limit)" if len(rows) > args.limit else ""
+    more = " (more not shown: --limit)" if len(rows) > limit else ""
     print(f"({len(shown)} row{'s' if len(shown) != 1 else ''}){more}")
-    return 0
 
 
 def publish_command(args) -> int:

@@ -25,7 +25,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from loader.sources import LocalSource, ObjectInfo, S3Source, is_event_file, parse_source, window_prefixes
+from loader.discovery import discover_new
+from loader.sources import LocalSource, ObjectInfo, S3Source, parse_source
 
 log = logging.getLogger("spark")
 
@@ -81,28 +82,9 @@ def _manifest_etags(spark, bucket: str, prefix: str) -> dict[str, str]:
 
 
 def discover(spark, source, since: datetime, until: datetime) -> tuple[list[ObjectInfo], int]:
-    """New objects in the window in listing order, and how many changed after they were loaded
-    (the loader's rules: loader.discovery.discover)."""
-    new: list[ObjectInfo] = []
-    changed = 0
-    for prefix in window_prefixes(source.prefix, since, until):
-        listed = [o for o in source.list(prefix) if is_event_file(o.key)]
-        if not listed:
-            continue
-        known = _manifest_etags(spark, source.bucket, prefix)
-        for obj in listed:
-            etag = known.get(obj.key)
-            if etag is None:
-                new.append(obj)
-            elif etag != obj.etag:
-                changed += 1
-                log.warning(
-                    "Object %s changed after it was loaded (ETag %s, loaded %s): not loaded again",
-                    obj.key,
-                    obj.etag,
-                    etag,
-                )
-    return new, changed
+    """New objects in the window in listing order, and how many changed after they were loaded:
+    the loader's rules (loader.discovery) over the Iceberg manifest."""
+    return discover_new(source, lambda prefix: _manifest_etags(spark, source.bucket, prefix), since, until)
 
 
 def spark_path(source, key: str) -> str:
