@@ -1,5 +1,5 @@
-"""Clickstream dashboards (Shiny for Python, Core): Overview, Funnel, Products, Activity, with
-the data-health bar on every page.
+"""Clickstream dashboards (Shiny for Python, Core): Overview, Funnel, Products, Activity,
+Behaviour, with the data-health bar on every page.
 
 Run locally with `.venv/bin/python shiny/serve.py` (under /clickstream-analytics) or
 `.venv/bin/shiny run shiny/app.py`. Reads only the marts in schema `analytics`, as the
@@ -18,6 +18,7 @@ import plots  # noqa: E402
 from filters import startup_choices  # noqa: E402
 from health import health_server, health_ui  # noqa: E402
 from pages.activity import activity_server, activity_ui  # noqa: E402
+from pages.behaviour import behaviour_server, behaviour_ui  # noqa: E402
 from pages.funnel import funnel_server, funnel_ui  # noqa: E402
 from pages.overview import overview_server, overview_ui  # noqa: E402
 from pages.products import products_server, products_ui  # noqa: E402
@@ -44,6 +45,7 @@ def app_ui(request):
         funnel_ui("funnel", c),
         products_ui("products", c),
         activity_ui("activity", c),
+        behaviour_ui("behaviour", c),
         title="Clickstream analytics",
         id="page",
         header=ui.div(
@@ -66,6 +68,7 @@ def server(input: Inputs, output: Outputs, session: Session):
     funnel_server("funnel", db)
     products_server("products", db)
     activity_server("activity", db)
+    behaviour_server("behaviour", db)
 
 
 app = App(app_ui, server, static_assets={"/plotly": plots.PLOTLY_JS_DIR})
