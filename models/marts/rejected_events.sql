@@ -1,6 +1,8 @@
 {#- The quarantine: one row per raw line that breaks the event contract, with the reason.
     These lines never reach the other marts. Incremental on loaded_at like fact_events; while
-    it is empty, fact_events' watermark stands in (so an empty quarantine never rescans raw). -#}
+    it is empty, fact_events' watermark stands in (so an empty quarantine never rescans raw).
+    A raw line read twice (a Spark build killed after committing its rows, before its manifest)
+    is one row: its first loaded copy. -#}
 {{ config(post_hook="{{ record_incremental_run() }}") }}
 -- depends_on: {{ ref('int_raw_loads') }}
 
@@ -24,22 +26,36 @@ staged_events as (
         and {{ when_incremental(in_unprocessed_loads()) }}
 ),
 
-final as (
+ranked_copies as (
     select
         staged_events.bucket || '/' || staged_events.object_key || '#'
         || cast(staged_events.line_number as {{ type_text() }}) as raw_line_id,
-        staged_events.bucket,
-        staged_events.object_key,
-        staged_events.line_number,
-        staged_events.load_id,
-        staged_events.loaded_at,
-        staged_events.event_id,
-        staged_events.event_name,
-        staged_events.event_timestamp,
-        staged_events.invalid_reason as reason,
-        staged_events.payload,
-        {{ run_timestamp() }} as dbt_updated_at
+        staged_events.*,
+        row_number() over (
+            partition by staged_events.bucket, staged_events.object_key, staged_events.line_number
+            order by staged_events.loaded_at, staged_events.load_id
+        ) as copy_number
     from staged_events
+),
+
+final as (
+    select
+        ranked_copies.raw_line_id,
+        ranked_copies.bucket,
+        ranked_copies.object_key,
+        ranked_copies.line_number,
+        ranked_copies.load_id,
+        ranked_copies.loaded_at,
+        ranked_copies.event_id,
+        ranked_copies.event_name,
+        ranked_copies.event_timestamp,
+        ranked_copies.invalid_reason as reason,
+        ranked_copies.payload,
+        {{ run_timestamp() }} as dbt_updated_at
+    from ranked_copies
+    where
+        ranked_copies.copy_number = 1
+        and {{ not_in_this('raw_line_id', 'ranked_copies') }}
 )
 
 select * from final
