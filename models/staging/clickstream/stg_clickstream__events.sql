@@ -16,6 +16,10 @@ raw_events as (
         load_id,
         loaded_at
     from {{ source('clickstream', 'clickstream_events') }}
+    {#- Spark (an incremental table): the raw lines loaded since the last run; PostgreSQL (a view) reads all -#}
+    {% if is_incremental() %}
+        where loaded_at > (select max(already_staged.loaded_at) from {{ this }} as already_staged)
+    {% endif %}
 ),
 
 extracted as (

@@ -1,4 +1,5 @@
 {#- One row per loader run, as the loader records it. -#}
+{{ config(materialized=view_materialization()) }}
 
 with
 

@@ -1,0 +1,301 @@
+"""The same raw data built on PostgreSQL and on Spark gives the same marts, row for row.
+
+Raw objects are written to a directory laid out like the bucket: the generator's ~100k events
+(bots, resent duplicates, invalid and late events) as hourly objects plus the hand-made messy
+set (tests/warehouse/test_messy_raw.py: an array line, contract violations, a sign-in that
+stitches, a renamed product, an event two days late). Two batches, each followed by a build
+(the second incremental): PostgreSQL through the loader and dbt build, Spark through
+`python -m spark build` (the loader's parser on Spark, dbt on Spark with Iceberg tables). The
+Spark marts are then published into a second PostgreSQL database (the serving path, with the
+marts' contract types) and compared with the PostgreSQL build's: every mart, every column but
+the ones that say when a row was written, money to the cent. A third Spark build with nothing
+new must change nothing, and the seed's four validation queries must give the same rows on
+both engines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from warehouse.conftest import MART_KEYS, hourly_objects
+from warehouse.test_messy_raw import first_batch, second_batch
+from warehouse.test_validation_queries import QUERIES, psql
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SPARK_PYTHON = PROJECT_ROOT / ".venv-spark" / "bin" / "python"
+SINCE, UNTIL = "2026-02-26", "2026-03-08"
+MARTS = {
+    **MART_KEYS,
+    "dashboard_settings": "step_order",
+    "agg_paths_daily": "session_date, device_type, traffic_source, path",
+    "agg_retention_weekly": "cohort_kind, cohort_week, device_type, traffic_source, weeks_since",
+    "fact_attribution": "order_id, model, traffic_source, traffic_medium, traffic_campaign",
+}
+# the incremental marts (dbt_updated_at on every row, rewritten only when a row is)
+FINGERPRINTED = sorted([*MART_KEYS, "agg_paths_daily"])
+# columns that say when (or by which load) a row was written, not what it holds
+WRITE_COLUMNS = {
+    "dbt_updated_at",
+    "attributes_changed_at",
+    "loaded_at",
+    "load_id",
+    "first_loaded_at",
+    "last_loaded_at",
+}
+
+# the module's fixture builds both warehouses twice (about 7 minutes on 2 cores, more when the
+# machine is busy): the per-test timeout covers the fixture too
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+
+
+def object_body(lines: list) -> bytes:
+    return ("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n").encode()
+
+
+def run(cmd: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise AssertionError(f"{what} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def spark_env(env: dict[str, str], warehouse: Path) -> dict[str, str]:
+    if not SPARK_PYTHON.exists():
+        pytest.fail(f"{SPARK_PYTHON} is missing: run `make spark-venv spark-jars` (make test does)")
+    out = dict(env)
+    out["SPARK_WAREHOUSE"] = str(warehouse)
+    out["DBT_TARGET_PATH"] = str(warehouse.parent / "dbt-target")
+    out["DBT_LOG_PATH"] = str(warehouse.parent / "dbt-logs")
+    return out
+
+
+def spark(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return run([str(SPARK_PYTHON), "-m", "spark", *args], env, f"python -m spark {' '.join(args)}")
+
+
+def spark_killed_after(env: dict[str, str], line: str, *args: str) -> None:
+    """Run python -m spark and SIGKILL it (the JVM too) once it has logged ``line``."""
+    proc = subprocess.Popen(
+        [str(SPARK_PYTHON), "-m", "spark", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    try:
+        for text in proc.stderr:
+            seen.append(text)
+            if line in text:
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert any(line in text for text in seen), "the run ended before the line to kill at:\n" + "".join(
+        seen[-30:]
+    )
+
+
+def pg_load(env: dict[str, str], raw: str) -> None:
+    run(
+        [
+            sys.executable,
+            "-m",
+            "loader",
+            "load",
+            "--source",
+            raw,
+            "--since",
+            SINCE,
+            "--until",
+            UNTIL,
+            "--no-build",
+        ],
+        env,
+        "loader load",
+    )
+
+
+def snapshot(env: dict[str, str], *, with_write_columns: bool = False) -> dict[str, list[tuple]]:
+    from warehouse import rawdata
+
+    result = {}
+    for mart, key in MARTS.items():
+        columns = [
+            name
+            for (name,) in rawdata.query(
+                env,
+                "select column_name from information_schema.columns"
+                " where table_schema = 'analytics' and table_name = %s order by ordinal_position",
+                (mart,),
+            )
+            if with_write_columns or name not in WRITE_COLUMNS
+        ]
+        assert columns, f"analytics.{mart} is missing"
+        rows = rawdata.query(env, f"select {', '.join(columns)} from analytics.{mart} order by {key}")  # noqa: S608
+        result[mart] = [tuple(_comparable(v) for v in row) for row in rows]
+    return result
+
+
+def _comparable(value):
+    """Numbers to the micro-unit (money to the cent and finer), JSON as canonical text;
+    everything else as it is."""
+    if isinstance(value, Decimal):
+        return value.quantize(Decimal("0.000001"))
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+@pytest.fixture(scope="module")
+def both_engines(make_database, dbt, tmp_path_factory, s3_endpoint):
+    """Both warehouses built from one raw bucket on the test S3 server: PostgreSQL through the
+    loader (boto3), Spark reading s3a:// through hadoop-aws, as in production."""
+    import boto3
+
+    from generator import generate_events
+
+    work = tmp_path_factory.mktemp("spark-equality")
+    warehouse = work / "warehouse"
+    bucket = f"raw-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    client.create_bucket(Bucket=bucket)
+    raw_url = f"s3://{bucket}/events/"
+
+    def put_object(key: str, lines: list) -> None:
+        client.put_object(Bucket=bucket, Key=key, Body=object_body(lines))
+
+    events = [
+        json.loads(json.dumps(e))
+        for e in generate_events(
+            seed=20261130,
+            start="2026-03-02",
+            days=3,
+            events=100_000,
+            bot_share=0.05,
+            duplicate_share=0.03,
+            invalid_share=0.03,
+            late_share=0.03,
+        )
+    ]
+    objects = [
+        (f"events/{loaded_at:%Y/%m/%d/%H}/part-{loaded_at:%H%M}.json", lines)
+        for loaded_at, lines in hourly_objects(events)
+    ]
+    messy_1, named = first_batch()
+    messy_2, _later = second_batch(named)
+    batches = [
+        [*objects[:-6], ("events/2026/03/02/10/messy-a.json", messy_1)],
+        [*objects[-6:], ("events/2026/03/02/11/messy-b.json", messy_2)],
+    ]
+    pg, on_spark = make_database(), make_database()
+    for env in (pg, on_spark):
+        env.update(
+            AWS_ENDPOINT_URL=s3_endpoint,
+            AWS_ACCESS_KEY_ID="test",
+            AWS_SECRET_ACCESS_KEY="test",
+            RAW_BUCKET=bucket,
+        )
+    senv = spark_env(on_spark, warehouse)
+    build = ("build", "--raw", raw_url, "--since", SINCE, "--until", UNTIL, "--no-publish")
+    for number, batch in enumerate(batches, 1):
+        for key, lines in batch:
+            put_object(key, lines)
+        pg_load(pg, raw_url)
+        dbt(pg, "build")
+        if number == 1:
+            spark(senv, *build, "--skip-tests")  # the data tests run on the second build
+            continue
+        # killed after committing the batch's events, before the manifest marks its objects
+        # read: the next run reads them again, and the marts still count each event once
+        spark_killed_after(senv, "recording them in the manifest", *build)
+        spark(senv, *build)
+    spark(senv, "publish", "--tables", ",".join(MARTS))
+    spark(senv, *build, "--skip-tests")  # nothing new
+    # one Spark start for the rest: the four validation queries, then each mart's fingerprint
+    # after the rerun (rows, and the newest write: a row rewritten would carry a newer one)
+    fingerprints = [
+        f"select count(*), coalesce(cast(max(unix_micros(dbt_updated_at)) as string), '') from {mart}"  # noqa: S608
+        for mart in FINGERPRINTED
+    ]
+    output = spark(senv, "sql", "--tsv", *QUERIES, *fingerprints).stdout
+    blocks = [[line.split("\t") for line in block.splitlines() if line] for block in output.split("\x1e")]
+    assert len(blocks) == len(QUERIES) + len(fingerprints), output[-2000:]
+    answers = dict(zip(QUERIES, blocks[: len(QUERIES)], strict=True))
+    after_rerun = dict(zip(FINGERPRINTED, blocks[len(QUERIES) :], strict=True))
+    return snapshot(pg), snapshot(on_spark), answers, after_rerun, pg, on_spark, len(events)
+
+
+@pytest.mark.parametrize("mart", sorted(MARTS))
+def test_every_mart_equal_row_for_row(both_engines, mart):
+    on_pg, on_spark, *_ = both_engines
+    expected, actual = on_pg[mart], on_spark[mart]
+    assert expected, f"analytics.{mart} is empty on PostgreSQL: nothing compared"
+    expected_set, actual_set = set(expected), set(actual)
+    missing = [r for r in expected if r not in actual_set]
+    extra = [r for r in actual if r not in expected_set]
+    assert (len(actual), missing[:3], extra[:3]) == (len(expected), [], [])
+    assert actual == expected
+
+
+def test_the_data_is_the_production_shape(both_engines):
+    """The comparison covers what it claims: ~100k events, late and messy rows, rejects."""
+    *_rest, pg, _on_spark, generated = both_engines
+    from warehouse import rawdata
+
+    [(events,)] = rawdata.query(pg, "select count(*) from analytics.fact_events")
+    assert generated > 90_000 and events > 80_000
+    [(rejected,)] = rawdata.query(pg, "select count(*) from analytics.rejected_events")
+    assert rejected > 1000  # the generator's invalid share and the messy set's contract violations
+    [(sessions_late,)] = rawdata.query(
+        pg, "select count(*) from analytics.fact_events where session_id = 's-late'"
+    )
+    assert sessions_late == 1
+
+
+def test_a_rerun_with_nothing_new_changes_nothing(both_engines):
+    """The published marts are the state before the rerun: same rows, no row rewritten."""
+    from warehouse import rawdata
+
+    _on_pg, _snap, _answers, after_rerun, _pg, on_spark, _n = both_engines
+    for mart in FINGERPRINTED:
+        [(rows, newest)] = rawdata.query(
+            on_spark,
+            f"select count(*), coalesce(((extract(epoch from max(dbt_updated_at)) * 1000000)::bigint)::text, '')"  # noqa: S608
+            f" from analytics.{mart}",
+        )
+        assert after_rerun[mart] == [[str(rows), newest]], mart
+
+
+def test_validation_queries_verbatim_on_spark(both_engines):
+    _on_pg, _snap, answers, _after, pg, _on_spark, _n = both_engines
+    for query in QUERIES:
+        on_pg = psql(pg, query)
+        on_spark = answers[query]
+        if "LIMIT 10" in query:
+            # ties may be cut at a different row: the counts in order must match, and each row
+            # Spark shows must be a row PostgreSQL has
+            assert [r[-1] for r in on_spark] == [r[-1] for r in on_pg]
+            full = psql(pg, query.replace(" LIMIT 10", ""))
+            assert all(row in full for row in on_spark), query
+        else:
+            assert sorted(on_spark) == sorted(on_pg), query
