@@ -108,6 +108,10 @@ def spark_killed_after(env: dict[str, str], line: str, *args: str) -> None:
 
 
 def pg_load(env: dict[str, str], raw: str) -> None:
+    """The loader with one worker: its batches commit in listing order, so "the first loaded
+    copy" of a resent event (the copies differ in received_at) is the one in the first object
+    listed, as on Spark, whose run stamps every object with one loaded_at (ties: object key).
+    With parallel workers a later-listed batch may commit first and keep the other copy."""
     run(
         [
             sys.executable,
@@ -121,6 +125,8 @@ def pg_load(env: dict[str, str], raw: str) -> None:
             "--until",
             UNTIL,
             "--no-build",
+            "--workers",
+            "1",
         ],
         env,
         "loader load",
