@@ -162,7 +162,19 @@ def _comparable(value):
     if isinstance(value, float):
         return round(value, 6)
     if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
+        return json.dumps(_json_value(value), sort_keys=True)
+    return value
+
+
+def _json_value(value):
+    """JSON compared as values: a number as its normalised decimal (PostgreSQL's jsonb keeps
+    0.0 and 324.50 as written, Spark's VARIANT may write 0 and 324.5: the same numbers)."""
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(Decimal(repr(value)).normalize())
     return value
 
 
@@ -269,7 +281,7 @@ def test_the_data_is_the_production_shape(both_engines):
     from warehouse import rawdata
 
     [(events,)] = rawdata.query(pg, "select count(*) from analytics.fact_events")
-    assert generated > 90_000 and events > 80_000
+    assert generated > 90_000 and events > 70_000  # bots, invalid lines and resent copies left out
     [(rejected,)] = rawdata.query(pg, "select count(*) from analytics.rejected_events")
     assert rejected > 1000  # the generator's invalid share and the messy set's contract violations
     [(sessions_late,)] = rawdata.query(
