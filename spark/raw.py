@@ -22,11 +22,12 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote, urlparse
 
 from loader.discovery import discover_new
-from loader.sources import LocalSource, ObjectInfo, S3Source, parse_source
+from loader.sources import ObjectInfo, S3Source, parse_source
 
 log = logging.getLogger("spark")
 
@@ -63,7 +64,6 @@ class RawSummary:
     seconds: float = 0.0
     loaded_at: datetime | None = None
     status: str = "running"
-    new_keys: list[str] = field(default_factory=list)
 
 
 def ensure_raw_tables(spark) -> None:
@@ -85,6 +85,12 @@ def discover(spark, source, since: datetime, until: datetime) -> tuple[list[Obje
     """New objects in the window in listing order, and how many changed after they were loaded:
     the loader's rules (loader.discovery) over the Iceberg manifest."""
     return discover_new(source, lambda prefix: _manifest_etags(spark, source.bucket, prefix), since, until)
+
+
+def _uri_path(uri: str) -> str:
+    """The path part of an object's URI (s3a://bucket/key -> bucket/key, file:///x -> /x)."""
+    parsed = urlparse(uri)
+    return unquote(parsed.netloc + parsed.path)
 
 
 def spark_path(source, key: str) -> str:
@@ -181,20 +187,14 @@ def load_raw(
 def _read_and_commit(spark, source, new: list[ObjectInfo], summary: RawSummary) -> None:
     from pyspark.sql import functions as F
 
-    by_path = {spark_path(source, o.key): o for o in new}
-    files = spark.read.format("binaryFile").load(list(by_path)).select("path", "content")
-    etags = {p: (o.key, o.etag) for p, o in by_path.items()}
-    # the path Spark reports may differ in form (file:/ vs file:///): match on the key suffix
-    keys_by_suffix = {o.key: (o.key, o.etag) for o in new}
+    paths = [spark_path(source, o.key) for o in new]
+    files = spark.read.format("binaryFile").load(paths).select("path", "content")
+    # Spark reports a path in its own form (file:/x for file:///x): match on the URI's path
+    listed = {_uri_path(path): (o.key, o.etag) for path, o in zip(paths, new, strict=True)}
 
     def keyed(row):
-        found = etags.get(row.path)
-        if found is None:
-            for key, value in keys_by_suffix.items():
-                if row.path.endswith("/" + key) or row.path.endswith(key):
-                    found = value
-                    break
-        return (found[0], found[1], bytes(row.content))
+        key, etag = listed[_uri_path(row.path)]
+        return (key, etag, bytes(row.content))
 
     tagged = spark.createDataFrame(files.rdd.map(keyed).mapPartitions(parse_objects), TAGGED_SCHEMA)
     tagged = tagged.persist()
@@ -298,4 +298,4 @@ def set_build_status(
     )
 
 
-__all__ = ["LocalSource", "RawSummary", "load_raw", "set_build_status", "ensure_raw_tables"]
+__all__ = ["RawSummary", "ensure_raw_tables", "load_raw", "set_build_status"]
