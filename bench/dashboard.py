@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "shiny"))
 
 import psycopg2  # noqa: E402
 import queries  # noqa: E402
+from queries import behaviour as behaviour_q  # noqa: E402
 
 from loader import schema  # noqa: E402
 from loader.formats import copy_escape  # noqa: E402
@@ -219,6 +220,19 @@ def scenarios(conn, rnd: random.Random):
             ("campaign_sessions", lambda c: queries.campaign_sessions_per_day(c, s, e, d, src)),
         ]
 
+    def behaviour():
+        s, e = window()
+        d, src = some(DEVICES), some(sources)
+        first = rnd.choice([None, None, "home", "product", "category", "add_to_cart"])
+        kind = rnd.choice(sorted(behaviour_q.RETENTION_KINDS))
+        return [
+            ("top_paths", lambda c: behaviour_q.top_paths(c, s, e, d, src)),
+            ("top_purchase_paths", lambda c: behaviour_q.top_purchase_paths(c, s, e, d, src)),
+            ("path_flows", lambda c: behaviour_q.path_flows(c, s, e, first, d, src)),
+            ("retention_weekly", lambda c: behaviour_q.retention_weekly(c, s, e, kind, d, src)),
+            ("attribution", lambda c: behaviour_q.attribution_by_channel(c, s, e, d, src)),
+        ]
+
     def first_load():
         e = hi
         s = max(lo, e - timedelta(days=89))
@@ -241,6 +255,7 @@ def scenarios(conn, rnd: random.Random):
         "funnel": funnel,
         "products": products,
         "activity": activity,
+        "behaviour": behaviour,
         "first load": first_load,
     }
 
@@ -254,13 +269,13 @@ def pct(values: list[float], q: float) -> float:
 
 # pages whose queries the app runs side by side on a filter change (shiny/querying.py: SessionDb.side_by_side);
 # the first load's are timed one after another (a conservative sum)
-SIDE_BY_SIDE = {"overview", "funnel", "products", "activity"}
+SIDE_BY_SIDE = {"overview", "funnel", "products", "activity", "behaviour"}
 
 
-def measure(db: str, runs: int, seed: int = 7) -> dict:
+def measure(db: str, runs: int, seed: int = 7, pages: set[str] | None = None) -> dict:
     conn = reader(db)
     rnd = random.Random(seed)
-    sets = scenarios(conn, rnd)
+    sets = {name: make for name, make in scenarios(conn, rnd).items() if not pages or name in pages}
     per_query: dict[str, list[float]] = {}
     per_change: dict[str, list[float]] = {}
     workers = [reader(db) for _ in range(4)]
@@ -372,6 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases")
     parser.add_argument("--reuse", help="measure an existing database (built earlier with --keep)")
     parser.add_argument("--browser", action="store_true", help="also time the first page load in Chromium")
+    parser.add_argument("--pages", help="only these query sets (comma-separated, e.g. behaviour,first load)")
     args, _ = parser.parse_known_args(argv)  # make bench passes every script the same arguments
 
     targets: list[tuple[str, int | None, bool]] = []
@@ -397,7 +413,8 @@ def main(argv: list[str] | None = None) -> None:
                 sessions = cur.fetchone()[0]
             conn.close()
             print(f"\n== dashboards on {events:,} events / {sessions:,} sessions ({db})")
-            result = measure(db, args.runs)
+            pages = {p.strip() for p in args.pages.split(",")} if args.pages else None
+            result = measure(db, args.runs, pages=pages)
             print(f"{'query':45} {'p50 ms':>8} {'p95 ms':>8} {'n':>4}")
             for name, values in result["per_query"].items():
                 print(f"{name:45} {pct(values, 50):8.1f} {pct(values, 95):8.1f} {len(values):4}")
