@@ -1,5 +1,6 @@
 {#- Helpers of the behaviour marts (agg_paths_daily, agg_retention_weekly, fact_attribution),
-    dispatched by adapter so the same models build on PostgreSQL and Spark. -#}
+    dispatched by adapter so the same models build on PostgreSQL and Spark, and a generic data
+    test of theirs (not_null_exactly_when). -#}
 
 {# an aggregate: the values of expression joined with separator in the order of order_by
    (one text per group) #}
@@ -56,3 +57,14 @@
         else 'other'
     end
 {%- endmacro %}
+
+{# a generic data test: the rows where column_name is null while condition holds, or not null
+   while it does not (e.g. agg_paths_daily's purchase_path exactly when purchase_sessions > 0);
+   portable SQL, so it runs on both engines #}
+{% test not_null_exactly_when(model, column_name, condition) -%}
+    select *
+    from {{ model }}
+    where
+        case when {{ column_name }} is not null then 1 else 0 end
+        != case when ({{ condition }}) then 1 else 0 end
+{%- endtest %}

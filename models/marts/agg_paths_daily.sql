@@ -1,9 +1,12 @@
-{#- One row per session date, device type, traffic source and path: sessions on that path and
-    those of them with a purchase. A session's path is its ordered steps (the event name, or
-    for a page view the page type of its path: home, product, category, other), consecutive
-    repeats collapsed, its first var path_depth steps joined with ' > ' (then ' > …' when the
-    session went on). Every session is in exactly one row. Incremental: session dates with
-    sessions rewritten in fact_sessions since the last run are recomputed whole. -#}
+{#- One row per session date, device type, traffic source, path and purchase path: sessions
+    on that path and those of them with a purchase. A session's path is its ordered steps (the
+    event name, or for a page view the page type of its path: home, product, category, other),
+    consecutive repeats collapsed, its first var path_depth steps joined with ' > ' (then ' > …'
+    when the session went on). Its purchase path is the same steps up to and including its
+    first purchase step, the last var path_depth of them ('… > ' before them when earlier steps
+    were cut); null without a purchase. Every session is in exactly one row. Incremental:
+    session dates with sessions rewritten in fact_sessions since the last run are recomputed
+    whole. -#}
 {%- set depth = var('path_depth') | int -%}
 
 {{ config(**replace_by_key_on_spark('session_date')) }}
@@ -86,15 +89,35 @@ collapsed_steps as (
         or steps_with_previous.previous_step_name != steps_with_previous.step_name
 ),
 
+steps_with_first_purchase as (
+    select
+        collapsed_steps.*,
+        min(case when collapsed_steps.step_name = 'purchase' then collapsed_steps.step_number end) over (
+            partition by collapsed_steps.session_id
+        ) as first_purchase_step_number
+    from collapsed_steps
+),
+
 session_paths as (
     select
-        collapsed_steps.session_id,
+        steps_with_first_purchase.session_id,
         {{ join_in_order(
-            "case when collapsed_steps.step_number <= " ~ depth ~ " then collapsed_steps.step_name end",
-            'collapsed_steps.step_number'
+            "case when steps_with_first_purchase.step_number <= " ~ depth
+            ~ " then steps_with_first_purchase.step_name end",
+            'steps_with_first_purchase.step_number'
         ) }} as first_steps,
-        max(collapsed_steps.step_number) as steps
-    from collapsed_steps
+        {# the last path_depth steps up to the first purchase; on Spark an all-null group
+           joins to '' (string_agg gives null): purchase_path below keeps only purchasers' #}
+        {{ join_in_order(
+            "case when steps_with_first_purchase.step_number between "
+            ~ "steps_with_first_purchase.first_purchase_step_number - " ~ (depth - 1)
+            ~ " and steps_with_first_purchase.first_purchase_step_number"
+            ~ " then steps_with_first_purchase.step_name end",
+            'steps_with_first_purchase.step_number'
+        ) }} as steps_to_purchase,
+        max(steps_with_first_purchase.step_number) as steps,
+        max(steps_with_first_purchase.first_purchase_step_number) as first_purchase_step_number
+    from steps_with_first_purchase
     group by 1
 ),
 
@@ -107,7 +130,13 @@ sessions_with_paths as (
         case
             when session_paths.steps > {{ depth }} then session_paths.first_steps || ' > …'
             else session_paths.first_steps
-        end as path  -- noqa: RF04
+        end as path,  -- noqa: RF04
+        case
+            when session_paths.first_purchase_step_number is null then null
+            when session_paths.first_purchase_step_number > {{ depth }}
+                then '… > ' || session_paths.steps_to_purchase
+            else session_paths.steps_to_purchase
+        end as purchase_path
     from sessions_to_build
     inner join session_paths
         on sessions_to_build.session_id = session_paths.session_id
@@ -119,11 +148,12 @@ final as (
         sessions_with_paths.device_type,
         sessions_with_paths.traffic_source,
         sessions_with_paths.path,
+        sessions_with_paths.purchase_path,
         cast(count(*) as bigint) as sessions,
         cast(count(*) filter (where sessions_with_paths.has_purchase) as bigint) as purchase_sessions,
         {{ run_timestamp() }} as dbt_updated_at
     from sessions_with_paths
-    group by 1, 2, 3, 4
+    group by 1, 2, 3, 4, 5
 )
 
 select * from final

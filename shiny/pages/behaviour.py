@@ -1,4 +1,4 @@
-"""Behaviour: journeys (top paths from session start, top paths of purchasing sessions, the
+"""Behaviour: journeys (top paths from session start, top paths that end in a purchase, the
 flow from step to step as a Sankey), weekly retention cohorts (triangle and curves, for
 visitors or for purchasers buying again) and channel attribution (first touch, last touch,
 linear), for a date range, devices and traffic sources."""
@@ -56,7 +56,15 @@ def behaviour_ui(c: dict):
                 note="A path: the session's first steps (event, or page type of a page view), "
                 "repeats collapsed; ' > …' when the session went on.",
             ),
-            widget_ui("purchase_paths", "Top paths of sessions with a purchase", kind="table"),
+            widget_ui(
+                "purchase_paths",
+                "Top paths that end in a purchase",
+                kind="table",
+                note="Paths that end in a purchase (the steps leading to the first purchase): "
+                "as many steps as a path keeps, up to and including it; '… > ' when earlier "
+                "steps were cut. "
+                "Share: of all sessions with a purchase.",
+            ),
             col_widths={"sm": 12, "lg": 6},
         ),
         widget_ui("flows", "Flow from step to step (sessions)", kind="plot"),

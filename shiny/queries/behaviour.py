@@ -2,8 +2,9 @@
 (`agg_retention_weekly`) and channel attribution (`fact_attribution`).
 
 A path is the session's first steps joined with ' > ' (then ' > …' when it went on), as the
-dbt project builds it (var `path_depth`); the flow between steps is worked out here by
-splitting the paths. Each function takes the shared filters (dates, devices, sources) and
+dbt project builds it (var `path_depth`); a purchase path is the last steps up to a session's
+first purchase ('… > ' before them when earlier ones were cut). The flow between steps is
+worked out here by splitting the paths. Each function takes the shared filters (dates, devices, sources) and
 binds every value.
 """
 
@@ -55,31 +56,29 @@ def top_paths(
 def top_purchase_paths(
     conn, start: date, end: date, devices=None, sources=None, limit: int = TOP_PATHS
 ) -> QueryResult:
-    """The paths of the sessions that purchased, most frequent first, with their share of all
-    purchasing sessions (the purchase may lie beyond the path's depth: the path then ends
-    in ' > …')."""
+    """The paths that end in a purchase, most frequent first: a purchasing session's steps up
+    to and including its first purchase, the last var `path_depth` of them ('… > ' before them
+    when earlier steps were cut), as the dbt project builds `purchase_path`; with the sessions
+    that took each and their share of all purchasing sessions."""
     segment, params = segment_filter(devices, sources, indent=14)
     query = _q(
         """
-        with per_path as (
-            select path,
-                   sum(sessions)::bigint as sessions,
+        with per_purchase_path as (
+            select purchase_path,
                    sum(purchase_sessions)::bigint as purchase_sessions
             from analytics.agg_paths_daily
-            where session_date between %(start)s and %(end)s""",
+            where session_date between %(start)s and %(end)s
+              and purchase_path is not null""",
         segment,
         """
-            group by path
-            having sum(purchase_sessions) > 0
+            group by purchase_path
         )
-        select path,
+        select purchase_path,
                purchase_sessions,
                round(100.0 * purchase_sessions / nullif(sum(purchase_sessions) over (), 0), 1)
-                   as share_of_purchases_pct,
-               sessions,
-               round(100.0 * purchase_sessions / nullif(sessions, 0), 2) as conversion_pct
-        from per_path
-        order by purchase_sessions desc, path
+                   as share_of_purchases_pct
+        from per_purchase_path
+        order by purchase_sessions desc, purchase_path
         limit %(limit)s
         """,
     )

@@ -1,5 +1,5 @@
 """The Behaviour page's numbers worked out in plain Python from the hand-made sessions of
-known_events.py: each session's path, the step-to-step flows, the weekly retention cohorts
+known_events.py: each session's path and purchase path, the step-to-step flows, the weekly retention cohorts
 and the attribution of each order (every known visitor is a user of one session, so each
 order has one touch: its own session)."""
 
@@ -36,6 +36,17 @@ def path(s: k.Session) -> str:
     return text + " > …" if len(shown) > DEPTH else text
 
 
+def purchase_path(s: k.Session) -> str | None:
+    """The steps up to and including the first purchase, the last DEPTH of them ('… > ' before
+    them when earlier ones were cut); None without a purchase."""
+    shown = steps(s)
+    if "purchase" not in shown:
+        return None
+    to_purchase = shown[: shown.index("purchase") + 1]
+    text = " > ".join(to_purchase[-DEPTH:])
+    return "… > " + text if len(to_purchase) > DEPTH else text
+
+
 def revenue(s: k.Session) -> float:
     return float(sum(k.PRODUCTS[pid][3] * qty for pid, qty in s.cart)) if s.purchase else 0.0
 
@@ -51,6 +62,15 @@ def top_paths(start=FIRST, end=LAST, devices=None, sources=None) -> dict[str, tu
         sessions[path(s)] += 1
         purchases[path(s)] += int(s.purchase)
     return {p: (n, purchases[p]) for p, n in sessions.items()}
+
+
+def top_purchase_paths(start=FIRST, end=LAST, devices=None, sources=None) -> dict[str, int]:
+    """purchase path -> purchasing sessions that took it."""
+    out: Counter = Counter()
+    for s in kept(start, end, devices, sources):
+        if (taken := purchase_path(s)) is not None:
+            out[taken] += 1
+    return dict(out)
 
 
 def flows(start=FIRST, end=LAST, first_step=None, devices=None, sources=None) -> dict[tuple, int]:

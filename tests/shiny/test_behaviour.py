@@ -45,12 +45,43 @@ def test_top_paths(reader, start, end, devices, sources):
 
 @pytest.mark.parametrize("start, end, devices, sources", SEGMENTS)
 def test_top_purchase_paths(reader, start, end, devices, sources):
-    expected = {p: v for p, v in oracle.top_paths(start, end, devices, sources).items() if v[1]}
+    expected = oracle.top_purchase_paths(start, end, devices, sources)
     df = q.top_purchase_paths(reader, start, end, devices, sources).df
-    assert {r.path: (r.sessions, r.purchase_sessions) for r in df.itertuples()} == expected
-    purchases = sum(b for _, b in expected.values())
+    assert list(df.columns) == ["purchase_path", "purchase_sessions", "share_of_purchases_pct"]
+    assert {r.purchase_path: r.purchase_sessions for r in df.itertuples()} == expected
+    # the share is of all purchasing sessions of the filters: every one ends exactly one path
+    purchases = sum(1 for s in oracle.kept(start, end, devices, sources) if s.purchase)
+    assert sum(expected.values()) == purchases
     for r in df.itertuples():
+        assert r.purchase_path.endswith(" > purchase")
         assert r.share_of_purchases_pct == pytest.approx(round(100.0 * r.purchase_sessions / purchases, 1))
+    assert list(df["purchase_sessions"]) == sorted(df["purchase_sessions"], reverse=True)
+
+
+def _buyer(session_id: str, **steps) -> k.Session:
+    return k.Session(
+        session_id, k._t("2026-03-02 09:00"), "desktop", "google", None, ["P1"], [("P1", 1)], **steps
+    )
+
+
+@pytest.mark.parametrize(
+    "session, expected",
+    [
+        # the purchase within the depth: every step up to it
+        (
+            _buyer("x1", checkout=True, purchase=True),
+            "home > product_view > add_to_cart > checkout_start > purchase",
+        ),
+        # six steps up to the purchase: the first is cut
+        (
+            _buyer("x2", checkout=True, purchase=True, search=True),
+            "… > search > product_view > add_to_cart > checkout_start > purchase",
+        ),
+        (_buyer("x3", checkout=True), None),
+    ],
+)
+def test_oracle_purchase_path(session, expected):
+    assert oracle.purchase_path(session) == expected
 
 
 @pytest.mark.parametrize("first_step", [None, "home", "search"])
@@ -62,12 +93,17 @@ def test_path_flows(reader, first_step, start, end, devices, sources):
 
 
 def test_paths_and_flows_are_what_the_sessions_did(reader):
-    """Spot checks worked out by hand: s01 (views, cart, checkout, purchase) and s06 (a search)."""
+    """Spot checks worked out by hand: s01 (views, cart, checkout, purchase) and s06 (a search);
+    every known purchase ends the same five steps."""
     paths = dict(q.top_paths(reader, START, END).df[["path", "sessions"]].itertuples(index=False))
     assert (
         paths["home > product_view > add_to_cart > checkout_start > purchase"] == 6
     )  # s01 s04 s05 s09 s12 s15
     assert paths["home > search"] == 1  # s06
+    purchase_paths = q.top_purchase_paths(reader, START, END).df
+    assert dict(purchase_paths[["purchase_path", "purchase_sessions"]].itertuples(index=False)) == {
+        "home > product_view > add_to_cart > checkout_start > purchase": 6  # s01 s04 s05 s09 s12 s15
+    }
     flows = q.path_flows(reader, START, END, "home").df
     assert int(flows[(flows.step_number == 1) & (flows.to_step == "product_view")]["sessions"].iloc[0]) == 12
 

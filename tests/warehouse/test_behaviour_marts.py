@@ -202,6 +202,18 @@ EXPECTED_PATHS = {
     "s-e1": ("2026-03-06", "desktop", "google", "home > category", False),
 }
 
+# purchasing session -> purchase_path (depth 5), worked out by hand: the collapsed steps up to
+# and including the first purchase, the last five of them; the others have none
+EXPECTED_PURCHASE_PATHS = {
+    # seven steps: the purchase lies beyond the path's fifth step, the first two are cut
+    "s-a2": "… > product_view > add_to_cart > sign_in > checkout_start > purchase",
+    "s-a3": "home > product_view > add_to_cart > checkout_start > purchase",
+    "s-b2": "category > product_view > add_to_cart > checkout_start > purchase",
+    "s-c1": "product > add_to_cart > checkout_start > purchase",
+    # six steps: the first (home) is cut
+    "s-d1": "… > product_view > add_to_cart > other > checkout_start > purchase",
+}
+
 
 @pytest.fixture(scope="module")
 def behaviour_warehouse(make_database, dbt):
@@ -221,16 +233,47 @@ def behaviour_warehouse(make_database, dbt):
 def test_paths_per_session_worked_out_by_hand(behaviour_warehouse):
     rows = rawdata.query(
         behaviour_warehouse,
-        "select session_date::text, device_type, traffic_source, path, sessions, purchase_sessions"
+        "select session_date::text, device_type, traffic_source, path, purchase_path, sessions, purchase_sessions"
         " from analytics.agg_paths_daily",
     )
+    assert set(EXPECTED_PURCHASE_PATHS) == {s for s, (*_, bought) in EXPECTED_PATHS.items() if bought}
     expected: Counter = Counter()
     purchases: Counter = Counter()
-    for day, device, source, path, bought in EXPECTED_PATHS.values():
-        expected[(day, device, source, path)] += 1
-        purchases[(day, device, source, path)] += int(bought)
-    assert {r[:4]: (r[4], r[5]) for r in rows} == {k: (n, purchases[k]) for k, n in expected.items()}
+    for session_id, (day, device, source, path, bought) in EXPECTED_PATHS.items():
+        key = (day, device, source, path, EXPECTED_PURCHASE_PATHS.get(session_id))
+        expected[key] += 1
+        purchases[key] += int(bought)
+    assert {r[:5]: (r[5], r[6]) for r in rows} == {k: (n, purchases[k]) for k, n in expected.items()}
     assert len(rows) == len(expected)
+
+
+def test_purchase_paths_reconcile_with_purchasing_sessions(behaviour_warehouse):
+    """purchase_path comes from the session's purchase event steps and has_purchase
+    (fact_sessions) from its purchase events too, so they agree session for session: the
+    sessions with a purchase path are exactly the purchasing ones, and a row with a purchase
+    path holds only purchasing sessions."""
+    env = behaviour_warehouse
+    [(with_path, purchasing, total_purchasing, path_rows_not_all_buyers)] = rawdata.query(
+        env,
+        "select coalesce(sum(sessions) filter (where purchase_path is not null), 0),"
+        " coalesce(sum(purchase_sessions) filter (where purchase_path is not null), 0),"
+        " sum(purchase_sessions),"
+        " count(*) filter (where (purchase_path is not null) <> (purchase_sessions = sessions and sessions > 0))"
+        " from analytics.agg_paths_daily",
+    )
+    [(fact_purchasing,)] = rawdata.query(
+        env, "select count(*) from analytics.fact_sessions where has_purchase"
+    )
+    assert with_path == purchasing == total_purchasing == fact_purchasing == len(EXPECTED_PURCHASE_PATHS)
+    assert path_rows_not_all_buyers == 0
+    # every purchase path ends in the purchase and keeps at most five steps after the cut mark
+    ends = rawdata.query(
+        env, "select purchase_path from analytics.agg_paths_daily where purchase_path is not null"
+    )
+    for (purchase_path,) in ends:
+        steps = purchase_path.split(" > ")
+        assert steps[-1] == "purchase"
+        assert len([s for s in steps if s != "…"]) <= 5 and steps.count("…") <= 1
 
 
 def test_every_session_is_in_exactly_one_path_row(behaviour_warehouse):
@@ -261,6 +304,10 @@ def test_path_depth_is_a_var(behaviour_warehouse, dbt, make_database):
         )
     )
     assert rows == {"home > product > …": 1}
+    purchase_paths = rawdata.query(
+        env, "select purchase_path from analytics.agg_paths_daily where session_date = '2026-03-10'"
+    )
+    assert purchase_paths == [("… > checkout_start > purchase",)]
 
 
 def test_retention_triangle_worked_out_by_hand(behaviour_warehouse):
@@ -402,8 +449,8 @@ def test_lookback_is_a_var(behaviour_warehouse, dbt, make_database):
 def test_incremental_equals_full_refresh(behaviour_warehouse, dbt):
     env = behaviour_warehouse
     query = (
-        "select session_date::text, device_type, traffic_source, path, sessions, purchase_sessions"
-        " from analytics.agg_paths_daily order by 1, 2, 3, 4"
+        "select session_date::text, device_type, traffic_source, path, purchase_path, sessions, purchase_sessions"
+        " from analytics.agg_paths_daily order by 1, 2, 3, 4, 5"
     )
     incremental = rawdata.query(env, query), snapshot_marts(env)
     dbt(env, "run", "--full-refresh", "--select", "+agg_paths_daily")
