@@ -19,13 +19,37 @@ fi
 scripts/services.sh pg-up
 
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
-if [ "$status" = "5" ]; then
-    echo "[test] pytest collected no tests: failing" >&2
-    exit 1
+spark_status=0
+if [ "$#" = "0" ]; then
+    # every test: the Spark ones (tests/on_spark) in a pytest of their own beside the rest. They
+    # wait mostly on one thread (JVM start-up, query planning, dbt's Python), so side by side
+    # they add minutes to the run instead of their whole length. Their output follows.
+    mkdir -p .local/logs
+    spark_log=.local/logs/test-spark.log
+    echo "[test] the Spark tests run beside the others (output: $spark_log, shown at the end)"
+    .venv/bin/python -m pytest tests/on_spark -p no:cacheprovider --basetemp=.local/pytest-spark \
+        >"$spark_log" 2>&1 &
+    spark_pid=$!
+    trap 'kill "$spark_pid" 2>/dev/null || true' EXIT
+    .venv/bin/python -m pytest --ignore=tests/on_spark || status=$?
+    wait "$spark_pid" || spark_status=$?
+    trap - EXIT
+    echo "[test] the Spark tests (tests/on_spark):"
+    cat "$spark_log"
+else
+    .venv/bin/python -m pytest "$@" || status=$?
 fi
+for code in "$status" "$spark_status"; do
+    if [ "$code" = "5" ]; then
+        echo "[test] pytest collected no tests: failing" >&2
+        exit 1
+    fi
+done
 if [ "$status" != "0" ]; then
     exit "$status"
+fi
+if [ "$spark_status" != "0" ]; then
+    exit "$spark_status"
 fi
 
 scripts/lint.sh

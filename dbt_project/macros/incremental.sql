@@ -76,7 +76,7 @@
         from {{ ref('int_raw_loads') }} as raw_loads
         where raw_loads.dbt_updated_at > coalesce(
             (
-                select model_runs.last_run_started_at
+                select max(model_runs.last_run_started_at)
                 from {{ incremental_runs_relation() }} as model_runs
                 where model_runs.model_name = '{{ this.identifier }}'
             ),
@@ -133,15 +133,12 @@
     on conflict (model_name) do update set last_run_started_at = excluded.last_run_started_at
 {%- endmacro %}
 
+{# Spark: one row appended per successful run (readers take the newest): Iceberg appends from
+   models built side by side (dbt threads) never conflict, where two MERGEs into the one small
+   table would (copy-on-write rewrites its only file) #}
 {% macro spark__record_incremental_run() -%}
-    merge into {{ incremental_runs_relation() }} as model_runs
-    using (
-        select '{{ this.identifier }}' as model_name, {{ run_timestamp() }} as last_run_started_at
-    ) as this_run
-        on model_runs.model_name = this_run.model_name
-    when matched then update set model_runs.last_run_started_at = this_run.last_run_started_at
-    when not matched then insert (model_name, last_run_started_at)
-        values (this_run.model_name, this_run.last_run_started_at)
+    insert into {{ incremental_runs_relation() }} (model_name, last_run_started_at)
+    values ('{{ this.identifier }}', {{ run_timestamp() }})
 {%- endmacro %}
 
 {# a filter condition that applies only to incremental runs ('true' on a full build) #}

@@ -76,7 +76,8 @@
 {% macro postgres__json_data_type() -%}jsonb{%- endmacro %}
 
 {#- Spark: JSON values are VARIANT inside a query (parse_json), text in tables (to_json).
-    A path is read with variant_get; its JSON type comes from schema_of_variant. -#}
+    A path is read with variant_get; its JSON type comes from schema_of_variant (VOID: JSON
+    null). -#}
 
 {# a JSON path for variant_get: $['page']['path'] #}
 {% macro spark_json_path(path) -%}
@@ -98,9 +99,9 @@
 {% macro spark__json_typeof(expression) -%}
     case
         when {{ expression }} is null then null
-        when is_variant_null({{ expression }}) then 'null'
         else
             case split_part(schema_of_variant({{ expression }}), '<', 1)
+                when 'VOID' then 'null'
                 when 'OBJECT' then 'object'
                 when 'ARRAY' then 'array'
                 when 'STRING' then 'string'

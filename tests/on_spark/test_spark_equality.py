@@ -19,7 +19,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,7 +36,7 @@ SINCE, UNTIL = "2026-02-26", "2026-03-08"
 MARTS = {
     **MART_KEYS,
     "dashboard_settings": "step_order",
-    "agg_paths_daily": "session_date, device_type, traffic_source, path",
+    "agg_paths_daily": "session_date, device_type, traffic_source, path, purchase_path",
     "agg_retention_weekly": "cohort_kind, cohort_week, device_type, traffic_source, weeks_since",
     "fact_attribution": "order_id, model, traffic_source, traffic_medium, traffic_campaign",
 }
@@ -50,8 +52,8 @@ WRITE_COLUMNS = {
     "last_loaded_at",
 }
 
-# the module's fixture builds both warehouses twice (about 7 minutes on 2 cores, more when the
-# machine is busy): the per-test timeout covers the fixture too
+# the module's fixture builds both warehouses twice, the engines side by side (about 7½ minutes
+# on an idle 2-core machine, more when busy): the per-test timeout covers the fixture too
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
@@ -60,7 +62,9 @@ def object_body(lines: list) -> bytes:
 
 
 def run(cmd: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess:
+    started = time.monotonic()
     result = subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    print(f"[spark equality] {what}: {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     if result.returncode != 0:
         raise AssertionError(f"{what} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
     return result
@@ -235,18 +239,30 @@ def both_engines(make_database, dbt, tmp_path_factory, s3_endpoint):
         )
     senv = spark_env(on_spark, warehouse)
     build = ("build", "--raw", raw_url, "--since", SINCE, "--until", UNTIL, "--no-publish")
-    for number, batch in enumerate(batches, 1):
-        for key, lines in batch:
-            put_object(key, lines)
+
+    def pg_batch(number: int) -> None:
+        started = time.monotonic()
         pg_load(pg, raw_url)
         dbt(pg, "build")
-        if number == 1:
-            spark(senv, *build, "--skip-tests")  # the data tests run on the second build
-            continue
-        # killed after committing the batch's events, before the manifest marks its objects
-        # read: the next run reads them again, and the marts still count each event once
-        spark_killed_after(senv, "recording them in the manifest", *build)
-        spark(senv, *build)
+        print(
+            f"[spark equality] PostgreSQL batch {number}: {time.monotonic() - started:.1f} s", file=sys.stderr
+        )
+
+    # each batch is built by both engines side by side (the bucket only changes between batches)
+    with ThreadPoolExecutor(max_workers=1) as postgres:
+        for number, batch in enumerate(batches, 1):
+            for key, lines in batch:
+                put_object(key, lines)
+            on_pg = postgres.submit(pg_batch, number)
+            if number == 1:
+                spark(senv, *build, "--skip-tests")  # the data tests run on the second build
+            else:
+                # killed after committing the batch's events, before the manifest marks its
+                # objects read: the next run reads them again, and the marts still count each
+                # event once
+                spark_killed_after(senv, "recording them in the manifest", *build)
+                spark(senv, *build)
+            on_pg.result()
     spark(senv, "publish", "--tables", ",".join(MARTS))
     spark(senv, *build, "--skip-tests")  # nothing new
     # one Spark start for the rest: the four validation queries, then each mart's fingerprint
