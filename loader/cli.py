@@ -134,6 +134,8 @@ def _schedule(settings: Settings, args) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C stops it too, also when started from a shell that ignores SIGINT for background jobs
+    signal.signal(signal.SIGINT, on_term)
     log.info("Schedule clickstream-etl-schedule (local): load then build every %.0f seconds", args.every)
     runs = 0
     try:
