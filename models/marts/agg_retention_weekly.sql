@@ -8,10 +8,12 @@
     - purchasers: the cohort is the week of the user's first purchase; retained = bought
       again (a session with a purchase) in that week (week 0 is the cohort itself).
     Every cohort has a row for each week from its own to the newest week with sessions
-    (retained_users 0 when nobody came back; up to 999 weeks). A table, rebuilt whole on every
-    run: a user's first week moves when identities are stitched, so cohorts cannot be patched
-    by date. -#}
-{{ config(materialized='table') }}
+    (retained_users 0 when nobody came back; up to 999 weeks). Incremental by cohort week: a
+    run recomputes whole the cohorts of the weeks of sessions rewritten in fact_sessions since
+    the last run (a stitched guest's old cohort is the week of one of them), the cohorts of
+    those sessions' users (a return adds to an old cohort), and every cohort when the newest
+    week has moved on (each cohort gets that week's row). -#}
+{{ config(**replace_by_key_on_spark('cohort_week')) }}
 
 with
 
@@ -103,7 +105,7 @@ cohort_sessions as (
     where sessions.has_purchase
 ),
 
-cohorts as (
+all_cohorts as (
     select
         cohort_sessions.cohort_kind,
         cohort_sessions.user_key,
@@ -112,6 +114,45 @@ cohorts as (
         cohort_sessions.traffic_source
     from cohort_sessions
     where cohort_sessions.session_number = 1
+),
+
+{{ touched_keys('touched_sessions', ref('fact_sessions'), ['user_key', 'session_date']) }}
+
+{% if is_incremental() -%}
+previous_reach as (
+    select
+        previous.cohort_week,
+        max(previous.weeks_since) as weeks_since
+    from {{ this }} as previous
+    where previous.cohort_week = (select min(first_cohort.cohort_week) from {{ this }} as first_cohort)
+    group by previous.cohort_week
+),
+
+touched_weeks as (
+    select {{ week_start('touched_sessions.session_date') }} as cohort_week
+    from touched_sessions
+    union
+    select all_cohorts.cohort_week
+    from all_cohorts
+    where {{ in_touched_keys('touched_sessions', 'all_cohorts.user_key') }}
+    union
+    select all_cohorts.cohort_week
+    from all_cohorts
+    cross join newest_week
+    cross join previous_reach
+    where
+        {{ weeks_between('previous_reach.cohort_week', 'newest_week.activity_week') }}
+        > previous_reach.weeks_since
+),
+{%- endif %}
+
+cohorts as (
+    select all_cohorts.*
+    from all_cohorts
+    where
+        {{ when_incremental(
+            'all_cohorts.cohort_week in (select touched_weeks.cohort_week from touched_weeks)'
+        ) }}
 ),
 
 cohort_sizes as (

@@ -6,8 +6,11 @@
     - first_touch: all credit to the earliest touch; last_touch: to the purchasing session;
     - linear: an equal share to every touch (rounded to 6 decimals, money to cents; the last
       touch takes the rest, so each order's credits sum to exactly 1 and its revenue).
-    A table, rebuilt whole on every run: a stitched identity adds earlier touches to orders. -#}
-{{ config(materialized='table') }}
+    Incremental by order date: the users with sessions rewritten in fact_sessions since the
+    last run (a new or late session, a stitched identity) name the dates of their purchases,
+    and every order of those dates is recomputed whole (an order's touches are its user's
+    sessions; a purchase date that stops being an order's first still names its old date). -#}
+{{ config(**replace_by_key_on_spark('order_date')) }}
 {%- set lookback = var('attribution_lookback_days') | int -%}
 
 with
@@ -45,6 +48,18 @@ first_purchase_of_each_order as (
     from purchases
 ),
 
+{{ touched_keys('touched_users', ref('fact_sessions'), 'user_key') }}
+
+{% if is_incremental() -%}
+touched_order_dates as (
+    select distinct {{ utc_date('purchases.event_at') }} as order_date
+    from purchases
+    inner join sessions
+        on purchases.session_id = sessions.session_id
+    where {{ in_touched_keys('touched_users', 'sessions.user_key') }}
+),
+{%- endif %}
+
 orders as (
     select
         first_purchase_of_each_order.order_id,
@@ -57,7 +72,12 @@ orders as (
     from first_purchase_of_each_order
     inner join sessions
         on first_purchase_of_each_order.session_id = sessions.session_id
-    where first_purchase_of_each_order.purchase_number = 1
+    where
+        first_purchase_of_each_order.purchase_number = 1
+        and {{ when_incremental(
+            utc_date('first_purchase_of_each_order.event_at')
+            ~ ' in (select touched_order_dates.order_date from touched_order_dates)'
+        ) }}
 ),
 
 touches as (

@@ -41,7 +41,7 @@ MARTS = {
     "fact_attribution": "order_id, model, traffic_source, traffic_medium, traffic_campaign",
 }
 # the incremental marts (dbt_updated_at on every row, rewritten only when a row is)
-FINGERPRINTED = sorted([*MART_KEYS, "agg_paths_daily"])
+FINGERPRINTED = sorted([*MART_KEYS, "agg_paths_daily", "agg_retention_weekly", "fact_attribution"])
 # columns that say when (or by which load) a row was written, not what it holds
 WRITE_COLUMNS = {
     "dbt_updated_at",

@@ -446,12 +446,37 @@ def test_lookback_is_a_var(behaviour_warehouse, dbt, make_database):
     assert got[("o-c1", "last_touch", "google", "cpc", "spring")][0] == 1
 
 
+BEHAVIOUR_QUERIES = {
+    "agg_paths_daily": "select session_date::text, device_type, traffic_source, path, purchase_path, sessions,"
+    " purchase_sessions from analytics.agg_paths_daily order by 1, 2, 3, 4, 5",
+    "agg_retention_weekly": "select cohort_kind, cohort_week::text, device_type, traffic_source, weeks_since,"
+    " cohort_users, retained_users from analytics.agg_retention_weekly order by 1, 2, 3, 4, 5",
+    "fact_attribution": "select order_id, user_key, model, traffic_source, traffic_medium, traffic_campaign,"
+    " order_date::text, device_type, touches, credit, revenue_credit from analytics.fact_attribution"
+    " order by 1, 3, 4, 5, 6",
+}
+
+
 def test_incremental_equals_full_refresh(behaviour_warehouse, dbt):
+    """The second batch (a guest who signs in, later sessions and orders, a new week) was built
+    incrementally: each behaviour mart equals a full rebuild."""
     env = behaviour_warehouse
-    query = (
-        "select session_date::text, device_type, traffic_source, path, purchase_path, sessions, purchase_sessions"
-        " from analytics.agg_paths_daily order by 1, 2, 3, 4, 5"
+    [(runs,)] = rawdata.query(
+        env,
+        "select count(distinct dbt_updated_at) from analytics.fact_attribution",
     )
-    incremental = rawdata.query(env, query), snapshot_marts(env)
-    dbt(env, "run", "--full-refresh", "--select", "+agg_paths_daily")
-    assert (rawdata.query(env, query), snapshot_marts(env)) == incremental
+    assert runs == 2, "the second build did not write fact_attribution incrementally"
+    incremental = {mart: rawdata.query(env, q) for mart, q in BEHAVIOUR_QUERIES.items()}, snapshot_marts(env)
+    dbt(
+        env,
+        "run",
+        "--full-refresh",
+        "--select",
+        "+agg_paths_daily",
+        "agg_retention_weekly",
+        "fact_attribution",
+    )
+    rebuilt = {mart: rawdata.query(env, q) for mart, q in BEHAVIOUR_QUERIES.items()}, snapshot_marts(env)
+    for mart in BEHAVIOUR_QUERIES:
+        assert rebuilt[0][mart] == incremental[0][mart], mart
+    assert rebuilt[1] == incremental[1]
