@@ -68,3 +68,47 @@
         case when {{ column_name }} is not null then 1 else 0 end
         != case when ({{ condition }}) then 1 else 0 end
 {%- endtest %}
+
+{# Incremental behaviour marts recomputed by whole key values where every row of a key can
+   vanish (a cohort week its only user leaves for an earlier one, an order date its only order
+   leaves): delete+insert and insert_overwrite replace only the keys the new rows have, so a
+   pre-hook first deletes every key the run recomputes (on PostgreSQL in the model's
+   transaction; on Spark a commit of its own: a run killed after it recomputes the same keys).
+   keys_sql: the select of those keys (the model filters on the same select).
+   Usage: config(pre_hook="{{ delete_recomputed_keys('cohort_week', retention_touched_weeks()) }}") #}
+{% macro delete_recomputed_keys(column, keys_sql) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ column }} in ({{ keys_sql }})
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{# the users with sessions rewritten in fact_sessions since this model's last run (a new or
+   late session, a stitched identity) #}
+{% macro behaviour_touched_users() -%}
+    select changed_rows.user_key
+    from {{ ref('fact_sessions') }} as changed_rows
+    where changed_rows.dbt_updated_at > {{ run_watermark() }}
+{%- endmacro %}
+
+{# agg_retention_weekly's keys to recompute: every week in which a touched user had a session
+   (the user's old and new cohort weeks are among them, and the cohort a return adds to) #}
+{% macro retention_touched_weeks() -%}
+    select distinct {{ week_start('user_sessions.session_date') }} as cohort_week
+    from {{ ref('fact_sessions') }} as user_sessions
+    where user_sessions.user_key in ({{ behaviour_touched_users() }})
+{%- endmacro %}
+
+{# fact_attribution's keys to recompute: the dates of every purchase of a touched user (an
+   order's touches are its user's sessions; a purchase that stops being an order's first still
+   names its old date) #}
+{% macro attribution_touched_dates() -%}
+    select distinct {{ utc_date('user_purchases.event_at') }} as order_date
+    from {{ ref('fact_events') }} as user_purchases
+    inner join {{ ref('fact_sessions') }} as user_sessions
+        on user_purchases.session_id = user_sessions.session_id
+    where
+        user_purchases.event_name = 'purchase'
+        and user_sessions.user_key in ({{ behaviour_touched_users() }})
+{%- endmacro %}

@@ -8,12 +8,18 @@
     - purchasers: the cohort is the week of the user's first purchase; retained = bought
       again (a session with a purchase) in that week (week 0 is the cohort itself).
     Every cohort has a row for each week from its own to the newest week with sessions
-    (retained_users 0 when nobody came back; up to 999 weeks). Incremental by cohort week: a
-    run recomputes whole the cohorts of the weeks of sessions rewritten in fact_sessions since
-    the last run (a stitched guest's old cohort is the week of one of them), the cohorts of
-    those sessions' users (a return adds to an old cohort), and every cohort when the newest
-    week has moved on (each cohort gets that week's row). -#}
-{{ config(**replace_by_key_on_spark('cohort_week')) }}
+    (retained_users 0 when nobody came back; up to 999 weeks). Incremental by cohort week: the
+    users with sessions rewritten in fact_sessions since the last run (a new or late session, a
+    stitched identity) name every week they had a session in, and the cohorts of those weeks
+    are recomputed whole: a user's old and new cohort weeks are both among them (a late first
+    session moves a user to an earlier cohort; a stitched guest's sessions are the user's now),
+    and so is the cohort a return adds to. When the newest week has moved on, every cohort is
+    recomputed (each gets that week's row). A pre-hook deletes the touched weeks first, so a
+    cohort its only user left loses its rows. -#}
+{{ config(
+    pre_hook="{{ delete_recomputed_keys('cohort_week', retention_touched_weeks()) }}",
+    **replace_by_key_on_spark('cohort_week')
+) }}
 
 with
 
@@ -116,8 +122,6 @@ all_cohorts as (
     where cohort_sessions.session_number = 1
 ),
 
-{{ touched_keys('touched_sessions', ref('fact_sessions'), ['user_key', 'session_date']) }}
-
 {% if is_incremental() -%}
 previous_reach as (
     select
@@ -129,12 +133,7 @@ previous_reach as (
 ),
 
 touched_weeks as (
-    select {{ week_start('touched_sessions.session_date') }} as cohort_week
-    from touched_sessions
-    union
-    select all_cohorts.cohort_week
-    from all_cohorts
-    where {{ in_touched_keys('touched_sessions', 'all_cohorts.user_key') }}
+    {{ retention_touched_weeks() }}
     union
     select all_cohorts.cohort_week
     from all_cohorts

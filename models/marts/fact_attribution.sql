@@ -9,8 +9,12 @@
     Incremental by order date: the users with sessions rewritten in fact_sessions since the
     last run (a new or late session, a stitched identity) name the dates of their purchases,
     and every order of those dates is recomputed whole (an order's touches are its user's
-    sessions; a purchase date that stops being an order's first still names its old date). -#}
-{{ config(**replace_by_key_on_spark('order_date')) }}
+    sessions; a purchase date that stops being an order's first still names its old date). A
+    pre-hook deletes those dates first, so a date its only order left loses its rows. -#}
+{{ config(
+    pre_hook="{{ delete_recomputed_keys('order_date', attribution_touched_dates()) }}",
+    **replace_by_key_on_spark('order_date')
+) }}
 {%- set lookback = var('attribution_lookback_days') | int -%}
 
 with
@@ -48,18 +52,6 @@ first_purchase_of_each_order as (
     from purchases
 ),
 
-{{ touched_keys('touched_users', ref('fact_sessions'), 'user_key') }}
-
-{% if is_incremental() -%}
-touched_order_dates as (
-    select distinct {{ utc_date('purchases.event_at') }} as order_date
-    from purchases
-    inner join sessions
-        on purchases.session_id = sessions.session_id
-    where {{ in_touched_keys('touched_users', 'sessions.user_key') }}
-),
-{%- endif %}
-
 orders as (
     select
         first_purchase_of_each_order.order_id,
@@ -75,8 +67,7 @@ orders as (
     where
         first_purchase_of_each_order.purchase_number = 1
         and {{ when_incremental(
-            utc_date('first_purchase_of_each_order.event_at')
-            ~ ' in (select touched_order_dates.order_date from touched_order_dates)'
+            utc_date('first_purchase_of_each_order.event_at') ~ ' in (' ~ attribution_touched_dates() ~ ')'
         ) }}
 ),
 

@@ -480,3 +480,60 @@ def test_incremental_equals_full_refresh(behaviour_warehouse, dbt):
     for mart in BEHAVIOUR_QUERIES:
         assert rebuilt[0][mart] == incremental[0][mart], mart
     assert rebuilt[1] == incremental[1]
+
+
+def test_a_late_earlier_session_moves_cohorts_and_touches_incrementally(make_database, dbt):
+    """A late file: bob's visit of 23 February (bing, with a purchase) arrives after both
+    batches were built. Incrementally, bob leaves the week-of-2-March visitor cohort and the
+    week-of-16-March purchaser cohort for the week of 23 February, and o-b1 (18 March, within
+    30 days) gains a first touch; each mart equals a full rebuild."""
+    env = make_database()
+    rawdata.create_raw_schema(env)
+    first, second = history()
+    loaded = datetime(2026, 3, 25, 1, 5, tzinfo=UTC)
+    rawdata.insert_raw(env, first, loaded_at=loaded, object_key="events/2026/03/25/00/a.json")
+    dbt(env, "build")
+    rawdata.insert_raw(
+        env, second, loaded_at=loaded + timedelta(hours=1), object_key="events/2026/03/25/01/b.json"
+    )
+    dbt(env, "build")
+    before = rawdata.query(
+        env, "select cohort_kind, cohort_week::text from analytics.agg_retention_weekly where weeks_since = 0"
+    )
+    assert ("visitors", "2026-02-23") not in before
+    ORDERS.setdefault("o-b0", order_payload("o-b0", [("p-2", 1)]))
+    late = session(
+        "s-b0",
+        "anon-b",
+        "2026-02-23",
+        BING,
+        [HOME, product_view("p-2"), purchase("o-b0")],
+        user_from=0,
+        user_id="bob",
+        device="mobile",
+    )
+    rawdata.insert_raw(
+        env, late, loaded_at=loaded + timedelta(hours=2), object_key="events/2026/03/25/02/late.json"
+    )
+    dbt(env, "build")
+    incremental = {mart: rawdata.query(env, q) for mart, q in BEHAVIOUR_QUERIES.items()}
+    cohorts = {
+        (kind, week): (users, retained)
+        for kind, week, _d, _s, since, users, retained in incremental["agg_retention_weekly"]
+        if since == 0
+    }
+    assert cohorts[("visitors", "2026-02-23")] == (1, 1)
+    assert cohorts[("purchasers", "2026-02-23")] == (1, 1)
+    first_touch_b1 = [r for r in incremental["fact_attribution"] if r[0] == "o-b1" and r[2] == "first_touch"]
+    assert [r[3] for r in first_touch_b1] == ["bing"]
+    dbt(
+        env,
+        "run",
+        "--full-refresh",
+        "--select",
+        "agg_paths_daily",
+        "agg_retention_weekly",
+        "fact_attribution",
+    )
+    for mart, q in BEHAVIOUR_QUERIES.items():
+        assert rawdata.query(env, q) == incremental[mart], mart
