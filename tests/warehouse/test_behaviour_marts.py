@@ -30,6 +30,7 @@ ORDERS = {
     "o-b1": order_payload("o-b1", [("p-2", 1)]),  # 129.0
     "o-c1": order_payload("o-c1", [("p-4", 2)]),  # 118.0
     "o-d1": order_payload("o-d1", [("p-3", 2)]),  # 25.0
+    "o-b0": order_payload("o-b0", [("p-2", 1)]),  # 129.0, only in the late file of one test
 }
 
 
@@ -215,19 +216,27 @@ EXPECTED_PURCHASE_PATHS = {
 }
 
 
-@pytest.fixture(scope="module")
-def behaviour_warehouse(make_database, dbt):
+LOADED = datetime(2026, 3, 25, 1, 5, tzinfo=UTC)
+
+
+def built_in_two_batches(make_database, dbt) -> dict[str, str]:
+    """A database with the history loaded and built in its two batches (the second build
+    incremental)."""
     env = make_database()
     rawdata.create_raw_schema(env)
     first, second = history()
-    loaded = datetime(2026, 3, 25, 1, 5, tzinfo=UTC)
-    rawdata.insert_raw(env, first, loaded_at=loaded, object_key="events/2026/03/25/00/a.json")
+    rawdata.insert_raw(env, first, loaded_at=LOADED, object_key="events/2026/03/25/00/a.json")
     dbt(env, "build")
     rawdata.insert_raw(
-        env, second, loaded_at=loaded + timedelta(hours=1), object_key="events/2026/03/25/01/b.json"
+        env, second, loaded_at=LOADED + timedelta(hours=1), object_key="events/2026/03/25/01/b.json"
     )
     dbt(env, "build")
     return env
+
+
+@pytest.fixture(scope="module")
+def behaviour_warehouse(make_database, dbt):
+    return built_in_two_batches(make_database, dbt)
 
 
 def test_paths_per_session_worked_out_by_hand(behaviour_warehouse):
@@ -487,21 +496,11 @@ def test_a_late_earlier_session_moves_cohorts_and_touches_incrementally(make_dat
     batches were built. Incrementally, bob leaves the week-of-2-March visitor cohort and the
     week-of-16-March purchaser cohort for the week of 23 February, and o-b1 (18 March, within
     30 days) gains a first touch; each mart equals a full rebuild."""
-    env = make_database()
-    rawdata.create_raw_schema(env)
-    first, second = history()
-    loaded = datetime(2026, 3, 25, 1, 5, tzinfo=UTC)
-    rawdata.insert_raw(env, first, loaded_at=loaded, object_key="events/2026/03/25/00/a.json")
-    dbt(env, "build")
-    rawdata.insert_raw(
-        env, second, loaded_at=loaded + timedelta(hours=1), object_key="events/2026/03/25/01/b.json"
-    )
-    dbt(env, "build")
+    env = built_in_two_batches(make_database, dbt)
     before = rawdata.query(
         env, "select cohort_kind, cohort_week::text from analytics.agg_retention_weekly where weeks_since = 0"
     )
     assert ("visitors", "2026-02-23") not in before
-    ORDERS.setdefault("o-b0", order_payload("o-b0", [("p-2", 1)]))
     late = session(
         "s-b0",
         "anon-b",
@@ -513,7 +512,7 @@ def test_a_late_earlier_session_moves_cohorts_and_touches_incrementally(make_dat
         device="mobile",
     )
     rawdata.insert_raw(
-        env, late, loaded_at=loaded + timedelta(hours=2), object_key="events/2026/03/25/02/late.json"
+        env, late, loaded_at=LOADED + timedelta(hours=2), object_key="events/2026/03/25/02/late.json"
     )
     dbt(env, "build")
     incremental = {mart: rawdata.query(env, q) for mart, q in BEHAVIOUR_QUERIES.items()}
