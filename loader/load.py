@@ -39,6 +39,18 @@ __all__ = ["Budget", "LoaderError", "Progress", "RunSummary", "connect", "parse_
 
 log = logging.getLogger("loader")
 
+# The 15-minute cycle's build: models, and the data tests scoped to the rows written since the
+# last good build (macro get_where_subquery, var test_scope); unit tests (logic, checked in CI)
+# and the whole-history checks (tag full_scan) are left to the daily full check (loader.check).
+CYCLE_BUILD_ARGS = (
+    "--exclude",
+    "tag:full_scan",
+    "--exclude-resource-type",
+    "unit_test",
+    "--vars",
+    '{"test_scope": "cycle"}',
+)
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -198,7 +210,10 @@ def _build(conn, settings: Settings, summary: RunSummary) -> None:
         from loader.dbt_step import run_dbt_build
 
         outcome = run_dbt_build(
-            settings.dbt_project_dir, settings.dbt_profiles_dir, in_lambda=settings.in_lambda
+            settings.dbt_project_dir,
+            settings.dbt_profiles_dir,
+            in_lambda=settings.in_lambda,
+            extra_args=CYCLE_BUILD_ARGS,
         )
         summary.dbt_status = "success" if outcome.success else "failed"
         summary.models_built = outcome.models_built

@@ -19,9 +19,25 @@
 {%- endmacro %}
 
 {# the run watermark: the newest dbt_updated_at an incremental model has written; rows of an
-   upstream model with a later dbt_updated_at were written (or restated) since #}
+   upstream model with a later dbt_updated_at were written (or restated) since. On an
+   incremental run it is read when the model compiles (nothing else writes the model between
+   its compilation and its run) and written as a literal: the planner then estimates a filter
+   such as `dbt_updated_at > <literal>` from the column's index (a few thousand rows), where a
+   subquery's value is unknown when planning and a third of the table is assumed. #}
 {% macro run_watermark(relation=this) -%}
-    (select coalesce(max(dbt_updated_at), {{ run_timestamp_floor() }}) from {{ relation }})
+    {%- if execute and is_incremental() -%}
+        {%- set found = run_query(
+            'select cast(max(dbt_updated_at) as ' ~ dbt.type_string() ~ ') from ' ~ relation
+        ) -%}
+        {%- set newest = found.columns[0].values()[0] if found.rows | length else none -%}
+        {%- if newest is not none -%}
+            {{ timestamp_literal(newest) }}
+        {%- else -%}
+            {{ run_timestamp_floor() }}
+        {%- endif -%}
+    {%- else -%}
+        (select coalesce(max(dbt_updated_at), {{ run_timestamp_floor() }}) from {{ relation }})
+    {%- endif -%}
 {%- endmacro %}
 
 {# the time this dbt invocation started, as a timestamp with time zone literal #}
@@ -83,7 +99,7 @@
             {{ run_timestamp_floor() }}
         )
     {%- endset -%}
-    {{ in_subquery(column, subquery) }}
+    {{ in_short_list(column, subquery) }}
 {%- endmacro %}
 
 {% macro incremental_runs_relation() -%}
@@ -155,16 +171,38 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# column is one of the values a subquery returns. On postgres the list is built once (an
-   array from an init plan) so an index on column is used however few values there are. #}
+{# column is one of the values a subquery returns: a semi-join, which the planner runs as an
+   index look-up per key for a few keys and as a hash for many. (An array built from the
+   subquery, `= any(array(...))`, compares every row with the whole array when no index
+   applies: quadratic for a quarter of a million sessions.) The subquery's filters should be
+   literals (run_watermark) so its size is estimated right. #}
 {% macro in_subquery(column, subquery) -%}
-    {{ return(adapter.dispatch('in_subquery', 'clickstream_analytics')(column, subquery)) }}
-{%- endmacro %}
-
-{% macro default__in_subquery(column, subquery) -%}
     {{ column }} in ({{ subquery }})
 {%- endmacro %}
 
-{% macro postgres__in_subquery(column, subquery) -%}
+{# column is one of a short list of values a subquery returns (the loads of a run: tens),
+   compared with an index: on postgres the list is built once (an array from an init plan) so
+   the index on column is used whatever the planner guesses of the subquery #}
+{% macro in_short_list(column, subquery) -%}
+    {{ return(adapter.dispatch('in_short_list', 'clickstream_analytics')(column, subquery)) }}
+{%- endmacro %}
+
+{% macro default__in_short_list(column, subquery) -%}
+    {{ column }} in ({{ subquery }})
+{%- endmacro %}
+
+{% macro postgres__in_short_list(column, subquery) -%}
     {{ column }} = any(array({{ subquery }}))
+{%- endmacro %}
+
+{# an incremental model's own column read from its existing table (alias.column), or a typed
+   null while the table predates the column (an upgraded deployment: on_schema_change adds it
+   in this run) #}
+{% macro existing_column(alias, column, data_type) -%}
+    {%- set names = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list if execute else [] -%}
+    {%- if not execute or column in names -%}
+        {{ alias }}.{{ column }}
+    {%- else -%}
+        cast(null as {{ data_type }})
+    {%- endif -%}
 {%- endmacro %}

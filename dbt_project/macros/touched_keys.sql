@@ -8,12 +8,16 @@
    CTEs, before the one that filters on it.
    - name: the CTE's name, e.g. 'touched_dates'
    - relations: the upstream relation (a ref), or a list of them whose keys are unioned
+   - changed_column: the upstream column that says when a row's key or measures last changed:
+     dbt_updated_at (the row was written or restated), or a narrower one such as fact_events'
+     inserted_at or fact_sessions' facts_changed_at, for a model that reads none of the columns
+     a restatement changes (user_key after a stitch, a product's attributes)
    - keys: the key column name, a list of them, or a dict {key name: expression over the
      upstream relation's columns}; with several relations an expression can be a list of
      one expression per relation (e.g. {'event_date': ['event_date', 'ordered_date']})
    The upstream relation is read directly rather than through the model's import CTE: a
    second reference to that CTE would materialise it whole. #}
-{% macro touched_keys(name, relations, keys) -%}
+{% macro touched_keys(name, relations, keys, changed_column='dbt_updated_at') -%}
     {%- if is_incremental() -%}
         {#- a relation is a mapping too (dbt's FakeAPIObject): only a plain list is several relations -#}
         {%- set relations = relations if relations is sequence and relations is not string and relations is not mapping else [relations] -%}
@@ -28,14 +32,14 @@
             {%- set keys = key_map -%}
         {%- endif -%}
         {{ name }} as (
-        {{ adapter.dispatch('touched_keys', 'clickstream_analytics')(relations, keys) }}
+        {{ adapter.dispatch('touched_keys', 'clickstream_analytics')(relations, keys, changed_column) }}
     ),
     {%- endif -%}
 {%- endmacro %}
 
 {# the select of the keys of the rows of relations written since this model's last run;
    relations: a list of relations; keys: a dict {key name: expression or list of expressions} #}
-{% macro default__touched_keys(relations, keys) -%}
+{% macro default__touched_keys(relations, keys, changed_column) -%}
     {%- for relation in relations -%}
         {%- set relation_index = loop.index0 -%}
         {%- if not loop.first %}
@@ -47,7 +51,12 @@
             {{ expression }}{% if expression != key_name %} as {{ key_name }}{% endif %}{% if not loop.last %},{% endif %}
             {%- endfor %}
         from {{ relation }} as changed_rows
-        where changed_rows.dbt_updated_at > {{ run_watermark() }}
+        {#- a row's changed_column is never after its dbt_updated_at: the latter's index finds the rows #}
+        where
+            changed_rows.dbt_updated_at > {{ run_watermark() }}
+            {%- if changed_column != 'dbt_updated_at' %}
+            and changed_rows.{{ changed_column }} > {{ run_watermark() }}
+            {%- endif %}
     {%- endfor -%}
 {%- endmacro %}
 
@@ -56,8 +65,8 @@
    - touched: the name of the CTE made by touched_keys
    - columns: the model's key column (an expression; the key of the CTE with the same name as
      its last dotted part), or a dict {column expression: key name in the CTE}. The first
-     column is matched with in_subquery (on postgres an array built once, so an index on the
-     column is used); any further column narrows the rows with a plain `in`. #}
+     column is matched with in_subquery (a semi-join); any further column narrows the rows with
+     a plain `in`. #}
 {% macro in_touched_keys(touched, columns) -%}
     {%- if columns is string -%}
         {%- set columns = {columns: columns.split('.')[-1]} -%}

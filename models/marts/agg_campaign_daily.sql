@@ -1,6 +1,7 @@
 {#- One row per session date, device type, traffic source and campaign: sessions, sessions
     with a purchase and their revenue (fact_sessions). Incremental: session dates with
-    sessions rewritten in fact_sessions since the last run are recomputed whole. -#}
+    sessions whose facts changed (facts_changed_at: an event joined them) since the last run
+    are recomputed whole. -#}
 
 {{ config(**replace_by_key_on_spark('session_date')) }}
 
@@ -19,7 +20,7 @@ sessions as (
     from {{ ref('fact_sessions') }}
 ),
 
-{{ touched_keys('touched_dates', ref('fact_sessions'), 'session_date') }}
+{{ touched_keys('touched_dates', ref('fact_sessions'), 'session_date', changed_column='facts_changed_at') }}
 
 final as (
     select

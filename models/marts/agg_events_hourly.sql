@@ -1,6 +1,6 @@
 {#- One row per UTC hour, event name, device type and traffic source: the number of events.
-    Incremental: hours with events written or restated in fact_events since the last run are
-    recomputed whole (delete+insert on event_hour). -#}
+    Incremental: hours with events inserted into fact_events since the last run are recomputed
+    whole (delete+insert on event_hour); a restatement changes no column counted here. -#}
 
 {{ config(**replace_by_key_on_spark('event_hour')) }}
 
@@ -21,6 +21,7 @@ events as (
     'touched_hours',
     ref('fact_events'),
     {'event_date': 'event_date', 'event_hour': utc_hour('event_at')},
+    changed_column='inserted_at',
 ) }}
 
 events_in_scope as (

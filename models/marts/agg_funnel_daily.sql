@@ -1,6 +1,6 @@
 {#- One row per session date, device type and traffic source: sessions, and sessions that
     reached each funnel step (var funnel_steps). Incremental: session dates with sessions
-    rewritten in fact_funnels since the last run are recomputed whole. -#}
+    whose facts changed (facts_changed_at) since the last run are recomputed whole. -#}
 {%- set steps = var('funnel_steps') -%}
 
 {{ config(**replace_by_key_on_spark('session_date')) }}
@@ -20,7 +20,7 @@ funnels as (
     from {{ ref('fact_funnels') }}
 ),
 
-{{ touched_keys('touched_dates', ref('fact_funnels'), 'session_date') }}
+{{ touched_keys('touched_dates', ref('fact_funnels'), 'session_date', changed_column='facts_changed_at') }}
 
 final as (
     select

@@ -1,6 +1,7 @@
 {#- One row per UTC date, product, device type and traffic source: product views and adds to
     cart (fact_events), units purchased, orders and revenue (fact_order_items). Incremental:
-    dates touched since the last run are recomputed whole (delete+insert on event_date). -#}
+    dates with events or purchases inserted since the last run are recomputed whole
+    (delete+insert on event_date); a restatement changes no column counted here. -#}
 
 {{ config(**replace_by_key_on_spark('event_date')) }}
 
@@ -35,6 +36,7 @@ order_items as (
     'touched_dates',
     [ref('fact_events'), ref('fact_order_items')],
     {'event_date': ['event_date', 'ordered_date']},
+    changed_column='inserted_at',
 ) }}
 
 event_counts as (

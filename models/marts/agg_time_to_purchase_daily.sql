@@ -2,7 +2,7 @@
     (null for sessions without one): purchasing sessions, sessions that viewed a product, and
     of those the ones that started checkout (fact_funnels). Grouped by the exact value, so a
     median or quartile over any filter, weighted by purchase_sessions, equals the one over
-    fact_funnels. Incremental: session dates with sessions rewritten in fact_funnels since
+    fact_funnels. Incremental: session dates with sessions whose facts changed (facts_changed_at) since
     the last run are recomputed whole. -#}
 
 {{ config(**replace_by_key_on_spark('session_date')) }}
@@ -23,7 +23,7 @@ funnels as (
     from {{ ref('fact_funnels') }}
 ),
 
-{{ touched_keys('touched_dates', ref('fact_funnels'), 'session_date') }}
+{{ touched_keys('touched_dates', ref('fact_funnels'), 'session_date', changed_column='facts_changed_at') }}
 
 final as (
     select

@@ -2,7 +2,10 @@
     A resent event collapses to its first loaded copy. Incremental on loaded_at with a lookback:
     raw rows loaded since the watermark are read, event_ids already present are skipped, so a
     late or repeated event counts once. Rows already present are restated when their user_key
-    (a new identity stitch) or their product's attributes (dim_products) changed in this run. -#}
+    (a new identity stitch) or their product's attributes (dim_products) changed in this run:
+    dbt_updated_at says when a row was last written, inserted_at when it was first (a restated
+    row keeps it), so a model that reads neither user_key nor product attributes follows the
+    new events alone. -#}
 {%- set event_columns = [
     'event_id', 'event_name', 'event_at', 'session_id', 'anonymous_id', 'user_id',
     'product_id', 'quantity', 'order_id', 'order_revenue', 'order_items', 'search_query',
@@ -65,8 +68,9 @@ ranked_copies as (
 new_events as (
     select
         {% for column in event_columns -%}
-            ranked_copies.{{ column }}{% if not loop.last %},{% endif %}
+            ranked_copies.{{ column }},
         {% endfor -%}
+        {{ run_timestamp() }} as inserted_at
     from ranked_copies
     where
         ranked_copies.copy_number = 1
@@ -80,19 +84,21 @@ new_events as (
     restated_events as (
         select
             {% for column in event_columns -%}
-                already_loaded.{{ column }}{% if not loop.last %},{% endif %}
+                already_loaded.{{ column }},
             {% endfor -%}
+            {{ existing_column('already_loaded', 'inserted_at', dbt.type_timestamp()) }} as inserted_at
         from {{ this }} as already_loaded
         where
             {#- the models themselves, not the import CTEs: a second reference would materialise them.
-                Two arrays (in_subquery): the planner ORs the anonymous_id and product_id indexes
-                (BitmapOr) instead of scanning every event already loaded. #}
-            {{ in_subquery(
+                Two short lists (in_short_list: a run's new stitches and changed products): the
+                planner ORs the anonymous_id and product_id indexes (BitmapOr) instead of
+                scanning every event already loaded. #}
+            {{ in_short_list(
                 'already_loaded.anonymous_id',
                 'select new_stitches.anonymous_id from ' ~ ref('int_users_stitched') ~ ' as new_stitches'
                 ~ ' where new_stitches.dbt_updated_at > ' ~ run_watermark()
             ) }}
-            or {{ in_subquery(
+            or {{ in_short_list(
                 'already_loaded.product_id',
                 'select changed_products.product_id from ' ~ ref('dim_products') ~ ' as changed_products'
                 ~ ' where changed_products.attributes_changed_at > ' ~ run_watermark()
@@ -142,6 +148,7 @@ events_joined_to_users_and_products as (
         events_to_write.is_bot,
         events_to_write.is_client_clock_ahead,
         events_to_write.is_known_event_name,
+        events_to_write.inserted_at,
         {{ run_timestamp() }} as dbt_updated_at
     from events_to_write
     left join users_stitched

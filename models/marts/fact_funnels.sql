@@ -16,6 +16,7 @@ sessions as (
         device_type,
         traffic_source,
         user_key,
+        facts_changed_at,
         dbt_updated_at
     from {{ ref('fact_sessions') }}
     {% if is_incremental() -%}
@@ -91,6 +92,7 @@ final as (
             'reached_' ~ steps[0] ~ '.' ~ steps[0] ~ '_at',
             'reached_' ~ steps[-1] ~ '.' ~ steps[-1] ~ '_at',
         ) }} as seconds_to_{{ steps[-1] }},
+        sessions.facts_changed_at,
         {{ run_timestamp() }} as dbt_updated_at
     from sessions
     {% for step in steps -%}

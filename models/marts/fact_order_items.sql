@@ -1,6 +1,8 @@
 {#- One row per purchased item: the items of each order's purchase event, with the item's price
     and quantity as sent (quantity 1 when missing). Incremental: orders whose purchase event was
-    written or restated in fact_events since the last run are rewritten whole. -#}
+    written or restated in fact_events since the last run are rewritten whole. inserted_at is
+    the newest inserted_at of the order's purchase events: a restated order (a stitched user)
+    keeps it, so agg_product_daily follows new purchases alone. -#}
 
 {{ config(**merge_key_on_spark(['order_id', 'item_number'])) }}
 
@@ -15,7 +17,8 @@ purchase_events as (
         session_id,
         user_key,
         device_type,
-        traffic_source
+        traffic_source,
+        inserted_at
     from {{ ref('fact_events') }}
     where
         event_name = 'purchase'
@@ -29,7 +32,8 @@ first_purchase_per_order as (
         row_number() over (
             partition by purchase_events.order_id
             order by purchase_events.event_at, purchase_events.event_id
-        ) as purchase_number
+        ) as purchase_number,
+        max(purchase_events.inserted_at) over (partition by purchase_events.order_id) as order_inserted_at
     from purchase_events
 ),
 
@@ -42,6 +46,7 @@ order_items_unnested as (
         first_purchase_per_order.user_key,
         first_purchase_per_order.device_type,
         first_purchase_per_order.traffic_source,
+        first_purchase_per_order.order_inserted_at as inserted_at,
         order_item.value as order_item,
         order_item.item_number
     from first_purchase_per_order
@@ -61,7 +66,8 @@ typed_items as (
         order_items_unnested.user_key,
         order_items_unnested.device_type,
         order_items_unnested.traffic_source,
-        order_items_unnested.event_id
+        order_items_unnested.event_id,
+        order_items_unnested.inserted_at
     from order_items_unnested
 ),
 
@@ -81,6 +87,7 @@ final as (
         typed_items.device_type,
         typed_items.traffic_source,
         typed_items.event_id,
+        typed_items.inserted_at,
         {{ run_timestamp() }} as dbt_updated_at
     from typed_items
     where typed_items.product_id is not null

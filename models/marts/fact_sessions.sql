@@ -2,7 +2,9 @@
     The session's user is the first user_id seen in it, else the (stitched) user_key of its
     first event; device, traffic and landing page come from its first event (first page_view
     for the landing page). A bounce is a session of a single event. Incremental: sessions with
-    events written or restated in fact_events since the last run are recomputed whole. -#}
+    events written or restated in fact_events since the last run are recomputed whole.
+    facts_changed_at, the newest inserted_at of its events, moves only when an event joins the
+    session (a restatement changes its user_key alone): the session aggregates follow it. -#}
 
 with
 
@@ -22,6 +24,7 @@ events as (
         traffic_source,
         traffic_medium,
         traffic_campaign,
+        inserted_at,
         dbt_updated_at
     from {{ ref('fact_events') }}
 ),
@@ -117,7 +120,8 @@ session_totals as (
         count(*) as events,
         sum(case when session_events.event_name = 'page_view' then 1 else 0 end) as page_views,
         sum(case when session_events.event_name = 'product_view' then 1 else 0 end) as product_views,
-        sum(case when session_events.event_name = 'add_to_cart' then 1 else 0 end) as add_to_carts
+        sum(case when session_events.event_name = 'add_to_cart' then 1 else 0 end) as add_to_carts,
+        max(session_events.inserted_at) as facts_changed_at
     from session_events
     group by 1
 ),
@@ -145,6 +149,7 @@ final as (
         session_revenue.session_id is not null as has_purchase,
         cast(coalesce(session_revenue.orders, 0) as integer) as orders,
         coalesce(session_revenue.revenue, 0) as revenue,
+        session_totals.facts_changed_at,
         {{ run_timestamp() }} as dbt_updated_at
     from session_totals
     inner join first_events
