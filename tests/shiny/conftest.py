@@ -24,11 +24,13 @@ from shiny_testlib import Server, pg_connect, reader_connect  # noqa: E402
 from loader.schema import migrate  # noqa: E402
 
 
-def build_warehouse(env: dict[str, str], dbt, with_events: bool = True) -> dict[str, str]:
+def build_warehouse(
+    env: dict[str, str], dbt, sessions: list[known_events.Session] | None = known_events.SESSIONS
+) -> dict[str, str]:
     conn = pg_connect(env)
     migrate(conn)
-    if with_events:
-        known_events.insert_raw(conn, loaded_at=datetime.now(UTC) - timedelta(minutes=30))
+    if sessions:
+        known_events.insert_raw(conn, loaded_at=datetime.now(UTC) - timedelta(minutes=30), sessions=sessions)
     conn.close()
     # the dbt project's own unit tests are tests/warehouse's business (and need an existing relation)
     dbt(env, "build", "--exclude-resource-type", "unit_test")
@@ -44,7 +46,13 @@ def known_db(make_database, dbt) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def empty_db(make_database, dbt) -> dict[str, str]:
     """A warehouse whose marts exist but hold no events."""
-    return build_warehouse(make_database(), dbt, with_events=False)
+    return build_warehouse(make_database(), dbt, sessions=None)
+
+
+@pytest.fixture(scope="session")
+def returning_db(make_database, dbt) -> dict[str, str]:
+    """A warehouse holding the known events and the returning visitors' (known_events.RETURNING)."""
+    return build_warehouse(make_database(), dbt, sessions=known_events.SESSIONS + known_events.RETURNING)
 
 
 @pytest.fixture

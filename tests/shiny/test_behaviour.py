@@ -1,6 +1,8 @@
 """The Behaviour page: every query against the plain-Python oracle (behaviour_oracle.py) under
-several filter subsets, the shown SQL re-run as-is, bound values and whitelists, an empty
-warehouse, and the page in a browser (no errors; the tables and the Sankey equal the SQL)."""
+several filter subsets (retention and attribution also over visitors who come back, in a
+warehouse of their own: cohorts past week 0, orders of several touches), the shown SQL re-run
+as-is, bound values and whitelists, an empty warehouse, and the page in a browser (no errors;
+the tables, the Sankey and the retention curves equal the SQL)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from test_app_browser import (
 
 START, END = k.FIRST_DATE, k.LAST_DATE
 D3, D4 = date(2026, 3, 3), date(2026, 3, 4)
+FEB23 = date(2026, 2, 23)  # the Monday of the week before the known one
 SEGMENTS = [
     (START, END, None, None),
     (START, END, ["mobile"], None),
@@ -108,24 +111,114 @@ def test_paths_and_flows_are_what_the_sessions_did(reader):
     assert int(flows[(flows.step_number == 1) & (flows.to_step == "product_view")]["sessions"].iloc[0]) == 12
 
 
+# the dates of the returning visitors' first week (23 February) too
+RETURNING_SEGMENTS = [
+    (FEB23, END, None, None),
+    (date(2026, 2, 24), D3, ["desktop", "tablet"], None),
+    (date(2026, 2, 26), END, None, ["newsletter", "google"]),
+    (FEB23, date(2026, 2, 28), ["mobile", "tablet"], ["facebook", "google"]),
+]
+WAREHOUSES = {"known": k.SESSIONS, "returning": k.SESSIONS + k.RETURNING}
+
+
+@pytest.fixture(params=sorted(WAREHOUSES))
+def warehouse(request):
+    """(the read-only role's connection, the sessions its warehouse holds): the known sessions
+    (one per visitor), and those with the returning visitors (known_events.RETURNING)."""
+    from shiny_testlib import reader_connect
+
+    env = request.getfixturevalue(f"{request.param}_db")
+    conn = reader_connect(env)
+    yield conn, WAREHOUSES[request.param]
+    conn.close()
+
+
 @pytest.mark.parametrize("kind", sorted(q.RETENTION_KINDS))
-@pytest.mark.parametrize("start, end, devices, sources", SEGMENTS)
-def test_retention(reader, kind, start, end, devices, sources):
-    df = q.retention_weekly(reader, start, end, kind, devices, sources).df
-    got = {(r.cohort_week, r.weeks_since): (r.cohort_users, r.retained_users) for r in df.itertuples()}
-    assert got == oracle.retention(kind, start, end, devices, sources)
+@pytest.mark.parametrize("start, end, devices, sources", SEGMENTS + RETURNING_SEGMENTS)
+def test_retention(warehouse, kind, start, end, devices, sources):
+    conn, sessions = warehouse
+    df = q.retention_weekly(conn, start, end, kind, devices, sources).df
+    assert list(df.columns) == [
+        "cohort_week",
+        "weeks_since",
+        "cohort_users",
+        "retained_users",
+        "retained_pct",
+    ]
+    got = {
+        (r.cohort_week, r.weeks_since): (r.cohort_users, r.retained_users, r.retained_pct)
+        for r in df.itertuples()
+    }
+    assert got == oracle.retention(kind, start, end, devices, sources, sessions)
     assert all(df["retained_users"] <= df["cohort_users"])
 
 
-@pytest.mark.parametrize("start, end, devices, sources", SEGMENTS)
-def test_attribution(reader, start, end, devices, sources):
-    df = q.attribution_by_channel(reader, start, end, devices, sources).df
-    got = {(r.traffic_source, r.model): (r.attributed_orders, r.revenue) for r in df.itertuples()}
-    assert got == oracle.attribution(start, end, devices, sources)
+@pytest.mark.parametrize("start, end, devices, sources", SEGMENTS + RETURNING_SEGMENTS)
+def test_attribution(warehouse, start, end, devices, sources):
+    conn, sessions = warehouse
+    df = q.attribution_by_channel(conn, start, end, devices, sources).df
+    assert list(df.columns) == [
+        "traffic_source",
+        "model",
+        "attributed_orders",
+        "revenue",
+        "revenue_share_pct",
+    ]
+    got = {
+        (r.traffic_source, r.model): (r.attributed_orders, r.revenue, r.revenue_share_pct)
+        for r in df.itertuples()
+    }
+    assert got == oracle.attribution(start, end, devices, sources, sessions)
     for model in q.ATTRIBUTION_MODELS:
         shares = df[df.model == model]["revenue_share_pct"]
         if len(shares):
             assert float(shares.sum()) == pytest.approx(100.0, abs=0.2)
+
+
+def test_returning_visitors_worked_out_by_hand(returning_db):
+    """The oracle's retention and attribution for the returning visitors, checked against
+    numbers worked out by hand (see known_events.RETURNING), and the page's queries with them."""
+    from shiny_testlib import reader_connect
+
+    visitors = {
+        # v-returning, v-loyal and v-once; the first two came back in the week of 2 March
+        (FEB23, 0): (3, 3, 100.0),
+        (FEB23, 1): (3, 2, 66.7),
+        # the 15 known visitors; the two who came back are not in this cohort
+        (START, 0): (15, 15, 100.0),
+    }
+    purchasers = {
+        (FEB23, 0): (1, 1, 100.0),  # v-loyal, who bought again on 4 March
+        (FEB23, 1): (1, 1, 100.0),
+        (START, 0): (7, 7, 100.0),  # the 6 known buyers and v-returning
+    }
+    # (source, model) -> (orders, revenue, share %): the known orders (one touch each) and
+    # v-returning's 120.00 (newsletter, then google), v-loyal's 15.00 (facebook) and 25.00
+    # (facebook, then newsletter)
+    attribution = {
+        ("facebook", "first_touch"): (4.0, 122.0, 17.5),
+        ("google", "first_touch"): (2.0, 95.0, 13.6),
+        ("newsletter", "first_touch"): (3.0, 480.0, 68.9),
+        ("facebook", "last_touch"): (3.0, 97.0, 13.9),
+        ("google", "last_touch"): (3.0, 215.0, 30.8),
+        ("newsletter", "last_touch"): (3.0, 385.0, 55.2),
+        ("facebook", "linear"): (3.5, 109.5, 15.7),
+        ("google", "linear"): (2.5, 155.0, 22.2),
+        ("newsletter", "linear"): (3.0, 432.5, 62.1),
+    }
+    sessions = WAREHOUSES["returning"]
+    assert oracle.retention("visitors", FEB23, END, sessions=sessions) == visitors
+    assert oracle.retention("purchasers", FEB23, END, sessions=sessions) == purchasers
+    assert oracle.attribution(FEB23, END, sessions=sessions) == attribution
+    conn = reader_connect(returning_db)
+    try:
+        for kind, want in (("visitors", visitors), ("purchasers", purchasers)):
+            df = q.retention_weekly(conn, FEB23, END, kind).df
+            assert {(r.cohort_week, r.weeks_since): tuple(r[2:]) for r in df.itertuples(index=False)} == want
+        df = q.attribution_by_channel(conn, FEB23, END).df
+        assert {(r.traffic_source, r.model): tuple(r[2:]) for r in df.itertuples(index=False)} == attribution
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize(
@@ -224,6 +317,53 @@ def test_behaviour_page(page, app_url, reader):
     assert_table_equals(
         page, "behaviour-attribution", q.attribution_by_channel(reader, START, END, ["mobile"], ["google"]).df
     )
+    no_output_errors(page)
+
+
+@pytest.mark.browser
+def test_behaviour_page_shows_the_returning_visitors(page, returning_db, start_server):
+    """Over the warehouse with the returning visitors (its dates start on 24 February): each
+    cohort's retention curve and the attribution table are the oracle's."""
+    from shiny.playwright import controller
+    from shiny_testlib import reader_connect
+
+    first = min(s.start.date() for s in k.RETURNING)
+    sessions = WAREHOUSES["returning"]
+    server = start_server(returning_db)
+    open_app(page, server.url)
+    controller.NavsetBar(page, "page").set("behaviour")
+    for kind in ("visitors", "purchasers"):
+        controller.InputRadioButtons(page, "behaviour-cohorts").set(kind)
+        wait_sql(page, "behaviour-retention", f"'{kind}'", f"'{first.isoformat()}'")
+        want = oracle.retention(kind, first, END, sessions=sessions)
+        weeks = sorted({week for week, _ in want})
+        assert len(weeks) == 2 and max(since for _, since in want) == 1, want
+        curves = [
+            {
+                "name": week.isoformat(),
+                "x": sorted(since for w, since in want if w == week),
+                "y": [want[(week, since)][2] for since in sorted(since for w, since in want if w == week)],
+            }
+            for week in weeks
+        ]
+        eventually(
+            lambda want=curves: _equal(
+                [
+                    {key: t[key] for key in ("name", "x", "y")}
+                    for t in figure_data(page, "behaviour-retention_curves")
+                ],
+                want,
+            )
+        )
+    wait_sql(page, "behaviour-attribution", f"'{first.isoformat()}'")
+    conn = reader_connect(returning_db)
+    try:
+        shown = q.attribution_by_channel(conn, first, END).df
+    finally:
+        conn.close()
+    got = {(r.traffic_source, r.model): tuple(r[2:]) for r in shown.itertuples(index=False)}
+    assert got == oracle.attribution(first, END, sessions=sessions)
+    assert_table_equals(page, "behaviour-attribution", shown)
     no_output_errors(page)
 
 
