@@ -1,4 +1,4 @@
-"""``python -m loader load|status|schedule``."""
+"""``python -m loader load|check|status|schedule``."""
 
 from __future__ import annotations
 
@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--dry-run", action="store_true", help="list what would be loaded; write nothing")
 
+    check = sub.add_parser(
+        "check", help="the daily full check: every data test over whole tables (recorded in raw.full_checks)"
+    )
+    check.add_argument("--json", action="store_true", help="print the check's summary as JSON on stdout")
+
     status = sub.add_parser("status", help="last runs, events loaded, rejects, lag")
     status.add_argument("--runs", type=int, default=10)
     status.add_argument("--json", action="store_true")
@@ -88,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_load_options(schedule)
     schedule.add_argument("--every", type=float, required=True, metavar="SECONDS")
+    schedule.add_argument(
+        "--no-full-check",
+        action="store_true",
+        help="do not run the full check (python -m loader check) every $LOADER_FULL_CHECK_HOURS (default 24)",
+    )
     return parser
 
 
@@ -126,6 +136,41 @@ def _run_once(settings: Settings, args, *, since=None, until=None, dry_run=False
     )
 
 
+def _run_check(settings: Settings, as_json: bool) -> int:
+    from loader.check import run_full_check
+
+    summary = run_full_check(settings)
+    if as_json:
+        print(json.dumps(summary.result(), default=str))
+    else:
+        text = f"full check {summary.status}: {summary.tests} tests, {summary.failures} failed"
+        if summary.failed_tests:
+            text += " (" + ", ".join(summary.failed_tests[:10]) + ")"
+        print(text + f" in {summary.seconds:.1f}s", file=sys.stderr)
+    return EXIT_OK if summary.ok else EXIT_RUN_FAILED
+
+
+def _full_check_when_due(settings: Settings) -> None:
+    """The local stand-in for the schedule clickstream-etl-full-check: a full check when the
+    newest one is older than LOADER_FULL_CHECK_HOURS; its failure never stops the cycles."""
+    from loader.check import last_check_age_hours, run_full_check
+    from loader.db import connect
+
+    try:
+        conn = connect()
+        try:
+            age = last_check_age_hours(conn)
+        finally:
+            conn.close()
+        if age is not None and age < settings.full_check_hours:
+            return
+        summary = run_full_check(settings)
+        if not summary.ok:
+            log.error("Full check %s: %s", summary.status, summary.error)
+    except Exception as exc:  # the cycles go on whatever the check does
+        log.exception("Full check crashed: %s", exc)
+
+
 def _schedule(settings: Settings, args) -> int:
     stop = {"now": False}
 
@@ -151,6 +196,8 @@ def _schedule(settings: Settings, args) -> int:
                 log.error("Scheduled run %d failed: %s", runs, exc)
             except Exception as exc:  # the loop must go on
                 log.exception("Scheduled run %d crashed: %s", runs, exc)
+            if not args.no_full_check:
+                _full_check_when_due(settings)
             time.sleep(max(0.0, args.every - (time.monotonic() - started)))
     except KeyboardInterrupt:
         log.info("Schedule stopped after %d runs", runs)
@@ -180,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "schedule":
         return _schedule(settings, args)
+
+    if args.command == "check":
+        try:
+            return _run_check(settings, args.json)
+        except LoaderError as exc:
+            log.error("Full check failed: %s", exc)
+            return EXIT_FATAL
 
     try:
         summary = _run_once(settings, args, since=args.since, until=args.until, dry_run=args.dry_run)

@@ -63,13 +63,19 @@ def log_node_finished(event) -> dict | None:
 
 
 def run_dbt_build(
-    project_dir: Path, profiles_dir: Path, *, in_lambda: bool = False, extra_args: tuple[str, ...] = ()
+    project_dir: Path,
+    profiles_dir: Path,
+    *,
+    in_lambda: bool = False,
+    extra_args: tuple[str, ...] = (),
+    command: str = "build",
 ) -> DbtOutcome:
-    """Run ``dbt build`` on the project; never raises for a dbt failure (see ``success``).
-    ``extra_args`` are added to dbt's command line (the Spark build's target, for one)."""
+    """Run ``dbt build`` (or ``command``, e.g. ``test``) on the project; never raises for a dbt
+    failure (see ``success``). ``extra_args`` are added to dbt's command line (the Spark build's
+    target, for one)."""
     from dbt.cli.main import dbtRunner
 
-    args = ["build", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), *extra_args]
+    args = [command, "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), *extra_args]
     if in_lambda:
         # the Lambda file system is read-only except /tmp; CloudWatch wants one JSON object per line
         work = Path(tempfile.gettempdir()) / "dbt"
@@ -88,12 +94,12 @@ def run_dbt_build(
         if entry is not None:
             finished.append(entry)
 
-    log.info("Running dbt build", extra={"project_dir": str(project_dir)})
+    log.info("Running dbt %s", command, extra={"project_dir": str(project_dir)})
     try:
         res = dbtRunner(callbacks=[on_event]).invoke(args)
     except Exception as exc:  # dbt itself crashed
-        log.error("dbt build crashed: %s", exc, extra={"error": str(exc)})
-        return DbtOutcome(success=False, error=f"dbt build crashed: {exc}")
+        log.error("dbt %s crashed: %s", command, exc, extra={"error": str(exc)})
+        return DbtOutcome(success=False, error=f"dbt {command} crashed: {exc}")
 
     outcome = DbtOutcome(success=bool(res.success), results=finished)
     outcome.models_built = sum(
@@ -103,11 +109,11 @@ def run_dbt_build(
     )
     if not outcome.success:
         if res.exception is not None:
-            outcome.error = f"dbt build failed: {res.exception}"
+            outcome.error = f"dbt {command} failed: {res.exception}"
         else:
             failed = [e["node"] for e in finished if e["status"] in ("error", "fail", "runtime error")]
-            outcome.error = "dbt build failed" + (f": {', '.join(failed)}" if failed else "")
+            outcome.error = f"dbt {command} failed" + (f": {', '.join(failed)}" if failed else "")
         log.error(outcome.error, extra={"models_built": outcome.models_built})
     else:
-        log.info("dbt build finished: %d models built", outcome.models_built)
+        log.info("dbt %s finished: %d models built, %d nodes", command, outcome.models_built, len(finished))
     return outcome

@@ -68,3 +68,18 @@ alter table raw.load_runs add column if not exists dbt_started_at timestamptz;
 alter table raw.load_runs add column if not exists dbt_finished_at timestamptz;
 alter table raw.load_runs add column if not exists last_loaded_at timestamptz;
 alter table raw.load_runs add column if not exists objects_left integer not null default 0;
+
+-- one row per daily full check (python -m loader check): every data test over whole tables,
+-- the whole-history ones (tag full_scan) among them; the 15-minute cycles test only what they wrote
+create table if not exists raw.full_checks (
+    check_id uuid primary key,
+    started_at timestamptz not null,
+    finished_at timestamptz,
+    status text not null,
+    tests integer,
+    failures integer,
+    warnings integer,
+    failed_tests text[],
+    error text
+);
+create index if not exists full_checks_started_at_idx on raw.full_checks (started_at);

@@ -28,6 +28,7 @@ class Settings:
     fetch_concurrency: int = 32
     build_margin_seconds: float = 300.0
     build_wait_seconds: float = 120.0
+    full_check_hours: float = 24.0
 
     @property
     def default_source(self) -> str:
@@ -65,4 +66,5 @@ class Settings:
             fetch_concurrency=number("LOADER_FETCH_CONCURRENCY", "32"),
             build_margin_seconds=number("LOADER_BUILD_MARGIN_SECONDS", "300", float, minimum=0),
             build_wait_seconds=number("LOADER_BUILD_WAIT_SECONDS", "120", float, minimum=0),
+            full_check_hours=number("LOADER_FULL_CHECK_HOURS", "24", float, minimum=0.001),
         )

@@ -1,11 +1,12 @@
 """The top of every page (a module): the *Database unreachable* banner and the data-health
 bar (freshness, last load, lag, events loaded, rejected lines, quarantined events, whether the
-marts are behind the raw data), refreshed every minute, with the SQL behind it."""
+marts are behind the raw data, the newest daily full check), refreshed every minute, with the
+SQL behind it."""
 
 from __future__ import annotations
 
 import pandas as pd
-from queries import QueryResult, data_health
+from queries import QueryResult, data_health, full_check
 from querying import SessionDb
 
 from shiny import Inputs, Outputs, Session, module, reactive, render, ui
@@ -35,6 +36,34 @@ def health_server(input: Inputs, output: Outputs, session: Session, db: SessionD
     def health_result() -> QueryResult:
         reactive.invalidate_later(HEALTH_REFRESH_SECONDS)
         return db.q(data_health)
+
+    @reactive.calc
+    def check_result() -> QueryResult:
+        reactive.invalidate_later(HEALTH_REFRESH_SECONDS)
+        return db.q(full_check)
+
+    def check_badge():
+        r = check_result()
+        if r.error or r.empty:
+            return ui.span(
+                "Full check: not run yet",
+                class_="badge bg-secondary me-3 health-full-check",
+                title="python -m loader check (daily): every data test over whole tables",
+            )
+        row = r.df.iloc[0]
+        at = pd.Timestamp(row["started_at"]).strftime("%Y-%m-%d %H:%M UTC")
+        if row["status"] == "passed":
+            return ui.span(
+                f"Full check passed {at}",
+                class_="badge bg-success me-3 health-full-check",
+                title=f"{int(row['tests'])} data tests over whole tables",
+            )
+        failures = int(row["failures"] or 0)
+        return ui.span(
+            f"Full check failed {at}: {failures} test{'s' if failures != 1 else ''}",
+            class_="badge bg-danger me-3 health-full-check",
+            title="python -m loader check; the 15-minute cycles go on. dbt test lists the failing tests.",
+        )
 
     @render.ui
     def bar():
@@ -70,6 +99,7 @@ def health_server(input: Inputs, output: Outputs, session: Session, db: SessionD
         return ui.div(
             ui.span(f"Data {status}", class_=f"badge bg-{colour} me-3 health-status"),
             behind,
+            check_badge(),
             item("Last load", last_text, "health-last-load"),
             item("Lag", lag_text, "health-lag"),
             item("Events loaded (24 h)", count(row["events_last_24h"]), "health-events-24h"),

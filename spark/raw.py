@@ -50,6 +50,11 @@ RAW_TABLES = {
         status string not null, error string, source string, failed_objects int not null,
         last_loaded_at timestamp, dbt_status string, dbt_started_at timestamp,
         dbt_finished_at timestamp, models_built int, objects_left int not null""",
+    # the PostgreSQL loader's daily full check; empty on Spark (analytics.full_checks reads it)
+    "full_checks": """
+        check_id string not null, started_at timestamp not null, finished_at timestamp,
+        status string not null, tests int, failures int, warnings int,
+        failed_tests array<string>, error string""",
 }
 
 

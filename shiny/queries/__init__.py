@@ -24,7 +24,7 @@ from .activity import (
 from .base import QueryResult, _plain, run, segment_filter
 from .choices import date_bounds, filter_choices, price_bounds
 from .funnel import FUNNEL_BREAKDOWNS, funnel_breakdown, funnel_steps, funnel_time_to_convert
-from .health import data_health
+from .health import data_health, full_check
 from .overview import (
     GRAINS,
     TIME_SERIES_EVENTS,
@@ -60,6 +60,7 @@ __all__ = [
     "conversion_by_weekday",
     "dashboard_settings",
     "data_health",
+    "full_check",
     "date_bounds",
     "events_by_hour",
     "events_by_local_day",

@@ -6,6 +6,23 @@ from .base import QueryResult, run
 from .settings import settings
 
 
+def full_check(conn) -> QueryResult:
+    """The newest daily full check (`analytics.full_checks`) that finished: when it started, its
+    status, tests and failures. Empty before the first check (or without the view)."""
+    with conn.cursor() as cur:
+        cur.execute("select to_regclass('analytics.full_checks') is not null")
+        if not cur.fetchone()[0]:
+            return run(conn, "full_check", "select null::timestamptz as started_at where false", {})
+    query = """
+    select started_at, status, tests, failures, warnings
+    from analytics.full_checks
+    where status in ('passed', 'failed')
+    order by started_at desc
+    limit 1
+    """
+    return run(conn, "full_check", query, {})
+
+
 def data_health(conn) -> QueryResult:
     """Newest load, its lag, events loaded in the last 24 hours, quarantined events, the
     freshness status, and whether the marts are behind the raw data (a load committed after

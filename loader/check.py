@@ -1,0 +1,126 @@
+"""The daily full check (``python -m loader check``; in AWS the schedule
+``clickstream-etl-full-check``): every data test over whole tables, the whole-history ones
+(tag ``full_scan``: raw reconciled with fact_events, product totals) among them. The 15-minute
+cycles test only the rows they wrote, so this is where an old row gone wrong shows. Its result
+is a row of ``raw.full_checks``, shown on the dashboards' data-health bar; a failing check never
+stops the cycles. It holds the build lock while it runs, so it never reads marts half-built."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from loader import schema
+from loader.db import connect
+from loader.runs import acquire_build_lock, release_build_lock
+from loader.settings import Settings
+
+log = logging.getLogger("loader.check")
+
+# every data test, unscoped; unit tests check the models' logic (CI), not the data
+CHECK_ARGS = ("--exclude-resource-type", "unit_test")
+
+
+@dataclass
+class CheckSummary:
+    check_id: str
+    status: str = "running"  # passed / failed / skipped (the build lock stayed taken)
+    tests: int = 0
+    failures: int = 0
+    warnings: int = 0
+    failed_tests: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    def result(self) -> dict:
+        return asdict(self)
+
+
+def run_full_check(settings: Settings, *, wait_seconds: float | None = None) -> CheckSummary:
+    """Run the full check once and record it. Waits for a build in progress (up to
+    ``wait_seconds``, default the build's wait times five) rather than test marts mid-build."""
+    started = time.monotonic()
+    summary = CheckSummary(check_id=str(uuid.uuid4()))
+    conn = connect()
+    try:
+        schema.migrate(conn)
+        wait = settings.build_wait_seconds * 5 if wait_seconds is None else wait_seconds
+        if not acquire_build_lock(conn, wait):
+            summary.status = "skipped"
+            summary.error = "a build held the lock for too long; the next scheduled check runs it"
+            log.warning("Full check skipped: %s", summary.error)
+            return summary
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "insert into raw.full_checks (check_id, started_at, status) values (%s, now(), 'running')",
+                    (summary.check_id,),
+                )
+            conn.commit()
+            log.info("Full check: every data test over whole tables")
+            from loader.dbt_step import run_dbt_build
+
+            outcome = run_dbt_build(
+                settings.dbt_project_dir,
+                settings.dbt_profiles_dir,
+                in_lambda=settings.in_lambda,
+                extra_args=CHECK_ARGS,
+                command="test",
+            )
+            tests = [e for e in outcome.results if e["resource_type"] == "test"]
+            summary.tests = len(tests)
+            summary.failed_tests = [e["node"] for e in tests if e["status"] in ("fail", "error")]
+            summary.failures = len(summary.failed_tests)
+            summary.warnings = sum(1 for e in tests if e["status"] == "warn")
+            summary.status = "passed" if outcome.success and not summary.failures else "failed"
+            if summary.status == "failed":
+                summary.error = outcome.error or f"{summary.failures} tests failed"
+            with conn.cursor() as cur:
+                cur.execute(
+                    "update raw.full_checks set finished_at = now(), status = %s, tests = %s, failures = %s,"
+                    " warnings = %s, failed_tests = %s, error = %s where check_id = %s",
+                    (
+                        summary.status,
+                        summary.tests,
+                        summary.failures,
+                        summary.warnings,
+                        summary.failed_tests[:50],
+                        summary.error,
+                        summary.check_id,
+                    ),
+                )
+            conn.commit()
+        finally:
+            release_build_lock(conn)
+        level = logging.INFO if summary.ok else logging.ERROR
+        log.log(
+            level,
+            "Full check %s: %d tests, %d failed, %d warnings",
+            summary.status,
+            summary.tests,
+            summary.failures,
+            summary.warnings,
+            extra={"failed_tests": summary.failed_tests[:20]},
+        )
+        return summary
+    finally:
+        summary.seconds = round(time.monotonic() - started, 3)
+        conn.close()
+
+
+def last_check_age_hours(conn) -> float | None:
+    """Hours since the newest full check started, or None when none has run."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select extract(epoch from now() - max(started_at)) / 3600 from raw.full_checks"
+            " where status <> 'running'"
+        )
+        age = cur.fetchone()[0]
+    conn.commit()
+    return None if age is None else float(age)
