@@ -160,16 +160,12 @@ def secret_arn(loader_env) -> str:
     return client.create_secret(Name=name, SecretString=json.dumps(secret))["ARN"]
 
 
-def test_lambda_handler_loads_then_builds_with_credentials_from_secrets_manager(
-    loader_env, put, query, tmp_path, secret_arn, run_cli
-):
-    key = datetime.now(UTC).strftime("events/%Y/%m/%d/%H/") + "lambda.json"
-    put(key, ndjson(0, 11) + b"broken\n")
+def lambda_env(loader_env, tmp_path, secret_arn) -> dict[str, str]:
+    """The handler's environment in Lambda: the database settings come only from the secret."""
     project = make_dbt_project(tmp_path / "proj", GOOD_MODEL)
     env = dict(os.environ)
     env.update(loader_env)
     env.update(dbt_env(tmp_path, project))
-    # the database settings come only from the secret
     env.update(
         AWS_LAMBDA_FUNCTION_NAME="clickstream-etl-lambda",
         DB_SECRET_ARN=secret_arn,
@@ -177,12 +173,18 @@ def test_lambda_handler_loads_then_builds_with_credentials_from_secrets_manager(
         PGPORT="1",
         PGPASSWORD="wrong",
         PGDATABASE="wrong",
+        LOADER_BUILD_MARGIN_SECONDS="300",
     )
-    # a Lambda context with 10 minutes left: the run keeps LOADER_BUILD_MARGIN_SECONDS for dbt
+    return env
+
+
+def invoke_lambda(env: dict[str, str], millis_left: int) -> tuple[dict, subprocess.CompletedProcess]:
+    """Call the handler in a process of its own with a Lambda context that has ``millis_left``
+    of the invocation left; (its summary, the process)."""
     code = (
         "import json; from loader.lambda_handler import handler\n"
         "class Context:\n"
-        "    def get_remaining_time_in_millis(self): return 600_000\n"
+        f"    def get_remaining_time_in_millis(self): return {millis_left}\n"
         "print('RESULT ' + json.dumps(handler({}, Context())))"
     )
     result = subprocess.run(
@@ -196,6 +198,17 @@ def test_lambda_handler_loads_then_builds_with_credentials_from_secrets_manager(
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     summary = json.loads(next(line for line in lines if line.startswith("RESULT "))[len("RESULT ") :])
+    return summary, result
+
+
+def test_lambda_handler_loads_then_builds_with_credentials_from_secrets_manager(
+    loader_env, put, query, tmp_path, secret_arn, run_cli
+):
+    key = datetime.now(UTC).strftime("events/%Y/%m/%d/%H/") + "lambda.json"
+    put(key, ndjson(0, 11) + b"broken\n")
+    # 10 minutes left: the run keeps LOADER_BUILD_MARGIN_SECONDS (300) for dbt and loads
+    summary, result = invoke_lambda(lambda_env(loader_env, tmp_path, secret_arn), 600_000)
+    lines = result.stdout.strip().splitlines()
     assert summary["status"] == "succeeded"
     assert (summary["objects"], summary["events"], summary["rejects"], summary["models_built"]) == (
         1,
@@ -219,6 +232,22 @@ def test_lambda_handler_loads_then_builds_with_credentials_from_secrets_manager(
     assert cli.returncode == 0, cli.stderr
     assert set(json.loads(cli.stdout.strip().splitlines()[-1])) == set(summary)
     assert summary["objects_left"] == 0 and summary["dbt_status"] == "success"
+
+
+def test_lambda_handler_with_less_time_left_than_the_build_margin_leaves_the_object(
+    loader_env, put, query, tmp_path, secret_arn
+):
+    """200 s left against the 300 s kept for dbt build: the run takes no object; the next
+    invocation (with time to spare) loads it."""
+    key = datetime.now(UTC).strftime("events/%Y/%m/%d/%H/") + "lambda.json"
+    put(key, ndjson(0, 11))
+    env = lambda_env(loader_env, tmp_path, secret_arn)
+    cut, result = invoke_lambda(env, 200_000)
+    assert (cut["status"], cut["objects"], cut["events"], cut["objects_left"]) == ("succeeded", 0, 0, 1)
+    assert "Stopping early: 1 objects left for the next run" in result.stdout
+    assert query("select count(*) from raw.clickstream_events") == [(0,)]
+    roomy, _ = invoke_lambda(env, 600_000)
+    assert (roomy["objects"], roomy["events"], roomy["objects_left"]) == (1, 11, 0)
 
 
 def test_lambda_handler_raises_with_the_summary_when_the_run_fails(loader_env):
