@@ -655,3 +655,21 @@ def test_alarms_on_ingest_5xx_and_late_delivery(resources):
     assert late["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": {"Ref": "IngestDeliveryStream"}}]
     for alarm in (answers, late):
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_full_check_rule_runs_the_lambda_daily_with_its_payload(resources, defaults, template):
+    rule = resources["EtlFullCheckRule"]["Properties"]
+    assert resolve(rule["Name"], defaults) == "clickstream-etl-full-check"
+    assert resolve(rule["ScheduleExpression"], defaults) == "cron(0 3 * * ? *)"
+    pattern = template["Parameters"]["EtlFullCheckSchedule"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "rate(1 day)") and not re.fullmatch(pattern, "daily")
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["EtlFunction", "Arn"]}
+    assert json.loads(target["Input"]) == {"run": "full_check"}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["EtlFailureQueue", "Arn"]}
+    permission = resources["EtlFullCheckPermission"]["Properties"]
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["EtlFullCheckRule", "Arn"]}
+    # its dead letters are accepted by the failure queue, as the cycle's are
+    (statement,) = resources["EtlFailureQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    sources = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert {"Fn::GetAtt": ["EtlFullCheckRule", "Arn"]} in sources

@@ -46,6 +46,8 @@ FINGERPRINTED = sorted([*MART_KEYS, "agg_paths_daily", "agg_retention_weekly", "
 WRITE_COLUMNS = {
     "dbt_updated_at",
     "attributes_changed_at",
+    "inserted_at",
+    "facts_changed_at",
     "loaded_at",
     "load_id",
     "first_loaded_at",

@@ -28,7 +28,7 @@ MART_KEYS = {
     "rejected_events": "raw_line_id",
 }
 # columns that say when a row was written, not what it holds
-RUN_COLUMNS = {"dbt_updated_at", "attributes_changed_at", "last_loaded_at"}
+RUN_COLUMNS = {"dbt_updated_at", "attributes_changed_at", "last_loaded_at", "inserted_at", "facts_changed_at"}
 
 
 def hourly_objects(events: list[dict]) -> list[tuple[datetime, list[dict]]]:
