@@ -25,7 +25,8 @@
    such as `dbt_updated_at > <literal>` from the column's index (a few thousand rows), where a
    subquery's value is unknown when planning and a third of the table is assumed. #}
 {% macro run_watermark(relation=this) -%}
-    {%- if execute and is_incremental() -%}
+    {#- a unit test's `this` is its given rows (a string): the subquery form reads them -#}
+    {%- if execute and is_incremental() and relation is not string -%}
         {%- set found = run_query(
             'select cast(max(dbt_updated_at) as ' ~ dbt.type_string() ~ ') from ' ~ relation
         ) -%}
@@ -199,8 +200,9 @@
    null while the table predates the column (an upgraded deployment: on_schema_change adds it
    in this run) #}
 {% macro existing_column(alias, column, data_type) -%}
-    {%- set names = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list if execute else [] -%}
-    {%- if not execute or column in names -%}
+    {%- set readable = execute and this is not string -%}
+    {%- set names = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list if readable else [] -%}
+    {%- if not readable or column in names -%}
         {{ alias }}.{{ column }}
     {%- else -%}
         cast(null as {{ data_type }})
