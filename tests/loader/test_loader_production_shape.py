@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 from loader_testlib import (
     HOUR_PREFIX,
     PROJECT_ROOT,
@@ -24,11 +25,16 @@ from loader_testlib import (
 from test_loader_entrypoints import GOOD_MODEL, dbt_env, make_dbt_project
 
 
+def req(number: int) -> str:
+    """The key of small object ``number``."""
+    return f"{HOUR_PREFIX}req-{number:05d}.json"
+
+
 def small_objects(put, count: int, per: int, start: int = 0) -> dict[str, int]:
     """``count`` objects of ``per`` events each (distinct event ids); key -> events."""
     keys = {}
     for i in range(count):
-        key = f"{HOUR_PREFIX}req-{start + i:05d}.json"
+        key = req(start + i)
         put(key, ndjson((start + i) * per, per))
         keys[key] = per
     return keys
@@ -77,10 +83,20 @@ def test_many_small_objects_are_committed_in_batches_and_a_bad_one_blocks_nothin
     assert query("select reason from raw.rejected_lines where object_key like '%%00090.json'")[0][
         0
     ].startswith("refused by PostgreSQL")
-    # committed in batches: each transaction stamps its rows with one loaded_at; the refused
-    # batch's 40 objects went one by one
-    transactions = query("select count(distinct loaded_at) from raw.clickstream_events")[0][0]
-    assert 4 <= transactions <= 4 + 40, transactions
+    # committed in batches: each transaction stamps its rows with one loaded_at. In listing
+    # order the batches are objects 0-39, 40-79, 80-119 and 120-149; the third, holding
+    # req-00090, was refused whole and its 40 objects went one by one: 3 + 40 transactions
+    per_transaction = query(
+        "select min(object_key), max(object_key), count(*) from raw.load_manifest group by loaded_at order by 1"
+    )
+    assert len(per_transaction) == 3 + 40, per_transaction
+    assert [row for row in per_transaction if row[2] > 1] == [
+        (req(0), req(39), 40),
+        (req(40), req(79), 40),
+        (req(120), req(149), 30),
+    ]
+    assert [first for first, _last, n in per_transaction if n == 1] == [req(i) for i in range(80, 120)]
+    assert query("select count(distinct loaded_at) from raw.clickstream_events") == [(3 + 40,)]
     # the run's counters were kept as the batches committed
     assert query("select objects, events, rejects, status from raw.load_runs") == [(150, 448, 2, "succeeded")]
     assert set(keys) == {k for (k,) in query("select object_key from raw.load_manifest")}
@@ -188,7 +204,9 @@ SLOW_MODEL = (
 def test_build_killed_midway_is_redone_by_a_run_with_nothing_new(put, query, run_cli, loader_env, tmp_path):
     put(HOUR_PREFIX + "a.json", ndjson(0, 9))
     project = make_dbt_project(tmp_path / "proj", GOOD_MODEL)
-    (project / "models" / "slow_total.sql").write_text(SLOW_MODEL)
+    # long enough to be killed in, short enough to wait for: a build that outlived the kill
+    # would have created the model by the time its sessions end
+    (project / "models" / "slow_total.sql").write_text(SLOW_MODEL.replace("pg_sleep(60)", "pg_sleep(8)"))
     env = dict(os.environ)
     env.update(loader_env)
     env.update(dbt_env(tmp_path, project))
@@ -220,8 +238,11 @@ def test_build_killed_midway_is_redone_by_a_run_with_nothing_new(put, query, run
             proc.kill()
             proc.wait()
     assert not any("dbt build finished" in s for s in seen)
-    wait_for_loader_sessions_to_end(query)
-    assert query("select to_regclass('probe.slow_total')") == [(None,)]
+    # the loader's session and its build's (dbt's, aborted once its pg_sleep returns)
+    wait_for_loader_sessions_to_end(query, application_names=("clickstream-loader", "dbt"))
+    # the killed build never created the slow model (the one before it, it did)
+    assert query("select to_regclass('probe.events_per_object') is not null") == [(True,)]
+    assert query("select to_regclass('probe.slow_total') is null") == [(True,)]
 
     (project / "models" / "slow_total.sql").write_text(SLOW_MODEL.replace("pg_sleep(60)", "pg_sleep(0)"))
     again = run_cli("load", "--json", *window_args(), env=dbt_env(tmp_path, project))
@@ -259,9 +280,9 @@ def test_a_load_whose_build_never_started_is_built_by_the_next_run(put, run_cli,
     assert json.loads(caught_up.stdout)["marts_behind"] is False
 
 
-def test_two_runs_at_once_overlap_split_the_objects_and_never_build_together(
-    put, query, loader_env, tmp_path
-):
+def two_runs_at_once(put, loader_env, tmp_path) -> list[tuple[dict, str]]:
+    """Two ``load`` runs started together over 120 objects (batches of 4; a build of 3 s):
+    each run's JSON summary and its log."""
     small_objects(put, 120, 50)
     project = make_dbt_project(tmp_path / "proj", GOOD_MODEL)
     (project / "models" / "slow_total.sql").write_text(SLOW_MODEL.replace("pg_sleep(60)", "pg_sleep(3)"))
@@ -282,7 +303,14 @@ def test_two_runs_at_once_overlap_split_the_objects_and_never_build_together(
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
-    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    return [(json.loads(out.strip().splitlines()[-1]), err) for out, err in outputs]
+
+
+def test_two_runs_at_once_overlap_load_each_event_once_and_never_build_together(
+    put, query, loader_env, tmp_path
+):
+    runs_seen = two_runs_at_once(put, loader_env, tmp_path)
+    results = [result for result, _ in runs_seen]
     assert sum(r["objects"] for r in results) == 120
     assert loaded_once(query) == (6000, 6000)
     runs = query(
@@ -296,8 +324,21 @@ def test_two_runs_at_once_overlap_split_the_objects_and_never_build_together(
     if len(built) == 2:  # both built: one after the other, never at once
         (s1, e1), (s2, e2) = sorted(built)
         assert e1 <= s2
-    assert any("Another run is building the marts: waiting" in err for _, err in outputs), outputs[1][1]
+    assert any("Another run is building the marts: waiting" in err for _, err in runs_seen), runs_seen[1][1]
     assert query("select sum(events) from probe.events_per_object") == [(6000,)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 23: both runs list the objects in the same order, so the one ahead commits every"
+    " batch and the other finds each one busy or already loaded (seen: 120 and 0 objects)",
+)
+def test_two_runs_at_once_split_the_objects(put, query, loader_env, tmp_path):
+    """Two runs at once share the work: each loads some of the objects, none twice."""
+    results = [result for result, _ in two_runs_at_once(put, loader_env, tmp_path)]
+    assert loaded_once(query) == (6000, 6000)
+    assert sum(r["objects"] for r in results) == 120
+    assert all(r["objects"] > 0 for r in results), [(r["objects"], r["busy_objects"]) for r in results]
 
 
 def objects_in_manifest(query) -> int:
