@@ -159,16 +159,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_loader_sessions_to_end(query, timeout: float = 30) -> None:
-    """After a SIGKILL: the server notices the dead client and aborts its transaction."""
+def wait_for_loader_sessions_to_end(
+    query, timeout: float = 30, application_names: tuple[str, ...] = ("clickstream-loader",)
+) -> None:
+    """After a SIGKILL: the server notices the dead client and aborts its transaction. Waits
+    until no session of the database with these application names (the loader's; "dbt" for
+    its build's) is left, and fails if one still is after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        busy = query(
-            "select count(*) from pg_stat_activity where datname = current_database()"
-            " and application_name = 'clickstream-loader'"
-        )[0][0]
-        if not busy:
+    while True:
+        left = query(
+            "select application_name, state, left(query, 200) from pg_stat_activity"
+            " where datname = current_database() and pid <> pg_backend_pid()"
+            " and application_name = any(%s)",
+            (list(application_names),),
+        )
+        if not left:
             return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"sessions still open {timeout:.0f} s after the kill: {left}")
         time.sleep(0.1)
 
 
