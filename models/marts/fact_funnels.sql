@@ -45,32 +45,37 @@ funnel_events as (
         on events.session_id = sessions.session_id
 ),
 
+{#- each step's time as a window over the session's funnel events, one step after another: a
+    chain of window aggregates over the same rows (sorted once), no self-joins, so the work is
+    linear in the session's events whatever the planner guesses of their number -#}
 {% for step in steps %}
-    {%- if loop.first %}
-        reached_{{ step }} as (
-            select
-                funnel_events.session_id,
-                min(funnel_events.event_at) as {{ step }}_at
-            from funnel_events
-            where funnel_events.event_name = '{{ step }}'
-            group by 1
-        ),
-    {%- else %}
-        {%- set previous = steps[loop.index0 - 1] %}
-        reached_{{ step }} as (
-            select
-                reached_{{ previous }}.session_id,
-                min(funnel_events.event_at) as {{ step }}_at
-            from reached_{{ previous }}
-            inner join funnel_events
-                on
-                    reached_{{ previous }}.session_id = funnel_events.session_id
-                    and reached_{{ previous }}.{{ previous }}_at <= funnel_events.event_at
-                    and funnel_events.event_name = '{{ step }}'
-            group by 1
-        ),
-    {%- endif %}
+    {%- set source = 'funnel_events' if loop.first else 'reached_' ~ steps[loop.index0 - 1] %}
+    reached_{{ step }} as (
+        select
+            {{ source }}.*,
+            min(
+                case
+                    when
+                        {{ source }}.event_name = '{{ step }}'
+                        {%- if not loop.first %}
+                            and {{ source }}.event_at >= {{ source }}.{{ steps[loop.index0 - 1] }}_at
+                        {%- endif %}
+                        then {{ source }}.event_at
+                end
+            ) over (partition by {{ source }}.session_id) as {{ step }}_at
+        from {{ source }}
+    ),
 {% endfor %}
+
+reached_steps as (
+    select
+        reached_{{ steps[-1] }}.session_id,
+        {% for step in steps -%}
+            min(reached_{{ steps[-1] }}.{{ step }}_at) as {{ step }}_at{% if not loop.last %},{% endif %}
+        {% endfor -%}
+    from reached_{{ steps[-1] }}
+    group by 1
+),
 
 final as (
     select
@@ -80,25 +85,23 @@ final as (
         sessions.traffic_source,
         sessions.user_key,
         {% for step in steps -%}
-            reached_{{ step }}.{{ step }}_at,
+            reached_steps.{{ step }}_at,
         {% endfor -%}
         (
             {% for step in steps -%}
-                case when reached_{{ step }}.{{ step }}_at is not null then 1 else 0 end
+                case when reached_steps.{{ step }}_at is not null then 1 else 0 end
                 {%- if not loop.last %} + {% endif %}
             {% endfor -%}
         ) as steps_reached,
         {{ seconds_between(
-            'reached_' ~ steps[0] ~ '.' ~ steps[0] ~ '_at',
-            'reached_' ~ steps[-1] ~ '.' ~ steps[-1] ~ '_at',
+            'reached_steps.' ~ steps[0] ~ '_at',
+            'reached_steps.' ~ steps[-1] ~ '_at',
         ) }} as seconds_to_{{ steps[-1] }},
         sessions.facts_changed_at,
         {{ run_timestamp() }} as dbt_updated_at
     from sessions
-    {% for step in steps -%}
-        left join reached_{{ step }}
-            on sessions.session_id = reached_{{ step }}.session_id
-    {% endfor %}
+    left join reached_steps
+        on sessions.session_id = reached_steps.session_id
 )
 
 select * from final
