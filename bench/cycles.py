@@ -124,7 +124,15 @@ def split_stream(args, history_end: datetime, cycle_files: list[Path]) -> tuple[
                 key = f"events/{hour_end - timedelta(hours=1):%Y/%m/%d/%H}/history.json"
             line += 1
             history["events"] += 1
-            yield [orjson.dumps(event).decode(), "bench-history", key, line, "etag", load_id, loaded_at.isoformat()]
+            yield [
+                orjson.dumps(event).decode(),
+                "bench-history",
+                key,
+                line,
+                "etag",
+                load_id,
+                loaded_at.isoformat(),
+            ]
 
     def route_to_cycle(event: dict, at: str) -> None:
         for index, edge in enumerate(edges):
@@ -160,7 +168,9 @@ def split_stream(args, history_end: datetime, cycle_files: list[Path]) -> tuple[
 
 
 def dbt_env(dbname: str, work: Path) -> dict:
-    env = dict(os.environ, PGDATABASE=dbname, DBT_TARGET_PATH=str(work / "target"), DBT_LOG_PATH=str(work / "logs"))
+    env = dict(
+        os.environ, PGDATABASE=dbname, DBT_TARGET_PATH=str(work / "target"), DBT_LOG_PATH=str(work / "logs")
+    )
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     return env
 
@@ -198,7 +208,14 @@ def node_figures(results: list[dict], top: int) -> dict:
 def full_build(dbname: str, work: Path) -> float:
     started = time.monotonic()
     result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "dbt"), "build", "--project-dir", str(ROOT), "--profiles-dir", str(ROOT)],
+        [
+            str(ROOT / ".venv" / "bin" / "dbt"),
+            "build",
+            "--project-dir",
+            str(ROOT),
+            "--profiles-dir",
+            str(ROOT),
+        ],
         env=dbt_env(dbname, work),
         capture_output=True,
         text=True,
@@ -291,7 +308,8 @@ def storage(dbname: str) -> dict:
 def print_storage(label: str, figures: dict) -> None:
     lines = max(1, figures["raw_lines"])
     parts = ", ".join(
-        f"{name} {size / lines:,.0f}" for name, size in sorted(figures["per_schema"].items(), key=lambda i: -i[1])
+        f"{name} {size / lines:,.0f}"
+        for name, size in sorted(figures["per_schema"].items(), key=lambda i: -i[1])
     )
     print(
         f"  {label}: database {figures['database'] / 1e9:.2f} GB = {figures['database'] / lines:,.0f} bytes"

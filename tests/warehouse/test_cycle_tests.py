@@ -84,8 +84,12 @@ def test_the_cycle_tests_only_what_it_wrote_and_the_full_check_everything(built,
     record_good_build(built)
     cycle = dbt(built, "build", *CYCLE_BUILD_ARGS, check=False)
     assert cycle.returncode == 0, cycle.stdout[-4000:]
-    (compiled,) = [r["compiled_code"] for r in run_results(built) if r["unique_id"].split(".")[2] == ORPHAN_TEST]
-    assert "dbt_updated_at >= cast(" in compiled, "the cycle's test reads the rows written since the last good build"
+    (compiled,) = [
+        r["compiled_code"] for r in run_results(built) if r["unique_id"].split(".")[2] == ORPHAN_TEST
+    ]
+    assert "dbt_updated_at >= cast(" in compiled, (
+        "the cycle's test reads the rows written since the last good build"
+    )
 
     check = subprocess.run(
         [str(VENV_BIN / "python"), "-m", "loader", "check", "--json"],
@@ -102,7 +106,8 @@ def test_the_cycle_tests_only_what_it_wrote_and_the_full_check_everything(built,
     summary = json.loads(check.stdout.strip().splitlines()[-1])
     assert summary["status"] == "failed" and ORPHAN_TEST in summary["failed_tests"]
     rows = rawdata.query(
-        built, "select status, failures, tests > 100 from analytics.full_checks order by started_at desc limit 1"
+        built,
+        "select status, failures, tests > 100 from analytics.full_checks order by started_at desc limit 1",
     )
     assert rows == [("failed", summary["failures"], True)]
     # the check never touches the cycles' record: the next cycle still builds
