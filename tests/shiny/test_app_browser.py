@@ -179,7 +179,29 @@ def test_every_page_loads_with_health_bar_and_no_errors(page, app_url):
         expect(page.locator(".health-status")).to_have_text("Data fresh")
     expect(page.locator(".health-quarantined")).to_have_text(str(k.INVALID_LINES))
     expect(page.locator(".health-events-24h")).not_to_have_text("n/a")
+    expect(page.locator(".health-full-check")).to_have_text("Full check: not run yet")
     assert page.locator(".widget-error").count() == 0
+
+
+def test_health_bar_shows_the_newest_full_check(page, app_url, admin):
+    """A failed daily full check shows as "Full check failed <when>: 2 tests", as raw.full_checks says."""
+    check_id = "00000000-0000-0000-0000-00000000c101"
+    with admin.cursor() as cur:
+        cur.execute(
+            "insert into raw.full_checks (check_id, started_at, finished_at, status, tests, failures, warnings)"
+            " values (%s, '2026-03-01 03:00:00+00', '2026-03-01 03:04:00+00', 'failed', 121, 2, 0)",
+            (check_id,),
+        )
+    admin.commit()
+    try:
+        open_app(page, app_url)
+        expect(page.locator(".health-full-check")).to_have_text(
+            "Full check failed 2026-03-01 03:00 UTC: 2 tests"
+        )
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("delete from raw.full_checks where check_id = %s", (check_id,))
+        admin.commit()
 
 
 def test_overview_numbers_follow_every_filter(page, app_url, reader, admin):

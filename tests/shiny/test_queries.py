@@ -411,3 +411,34 @@ def test_data_health_says_when_the_marts_are_behind_the_raw_data(reader, admin):
         with admin.cursor() as cur:
             cur.execute("delete from raw.load_runs where load_id = any(%s::uuid[])", ([r[0] for r in runs],))
         admin.commit()
+
+
+def test_full_check_is_the_newest_finished_check(reader, admin):
+    """The data-health bar's full check: the newest check that finished (a running one is not
+    shown), its status, tests and failures, read by the read-only role."""
+    checks = [
+        ("00000000-0000-0000-0000-00000000c001", "2 days", "passed", 120, 0),
+        ("00000000-0000-0000-0000-00000000c002", "1 hour", "failed", 121, 2),
+        ("00000000-0000-0000-0000-00000000c003", "1 minute", "running", None, None),
+    ]
+    try:
+        assert queries.full_check(reader).empty
+        with admin.cursor() as cur:
+            for check_id, ago, status, tests, failures in checks:
+                cur.execute(
+                    "insert into raw.full_checks (check_id, started_at, finished_at, status, tests, failures,"
+                    " warnings) values (%s, now() - %s::interval,"
+                    " case when %s <> 'running' then now() - %s::interval + interval '30 seconds' end,"
+                    " %s, %s, %s, 0)",
+                    (check_id, ago, status, ago, status, tests, failures),
+                )
+        admin.commit()
+        row = queries.full_check(reader).df.iloc[0]
+        assert (row["status"], int(row["tests"]), int(row["failures"])) == ("failed", 121, 2)
+        assert abs((pd.Timestamp.now(tz="UTC") - pd.Timestamp(row["started_at"])).total_seconds() - 3600) < 60
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "delete from raw.full_checks where check_id = any(%s::uuid[])", ([c[0] for c in checks],)
+            )
+        admin.commit()
