@@ -226,3 +226,34 @@
         analyze {{ this }}
     {%- endif -%}
 {%- endmacro %}
+
+{# post-hook: indexes the `indexes` config cannot state (partial ones), created on PostgreSQL
+   when the table has none of that definition (also a table built before they were added).
+   indexes: a list of {'columns': 'order_id', 'where': 'order_id is not null', 'indexdef': the
+   end of its definition as pg_get_indexdef prints it, 'USING btree (order_id) WHERE (order_id
+   IS NOT NULL)'}: the definition, not a name, says whether it exists (a full refresh renames
+   the old table, whose index keeps its name until the old table is dropped). Spark: nothing. #}
+{% macro ensure_indexes(indexes) -%}
+    {{ return(adapter.dispatch('ensure_indexes', 'clickstream_analytics')(indexes)) }}
+{%- endmacro %}
+
+{% macro default__ensure_indexes(indexes) -%}
+{%- endmacro %}
+
+{% macro postgres__ensure_indexes(indexes) -%}
+    do $ensure_indexes$
+    begin
+    {%- for index in indexes %}
+        if not exists (
+            select 1
+            from pg_index as existing
+            where
+                existing.indrelid = '{{ this }}'::regclass
+                and pg_get_indexdef(existing.indexrelid) like '%{{ index['indexdef'] | replace("'", "''") }}'
+        ) then
+            create index on {{ this }} ({{ index['columns'] }}){% if index.get('where') %} where {{ index['where'] }}{% endif %};
+        end if;
+    {%- endfor %}
+    end
+    $ensure_indexes$
+{%- endmacro %}

@@ -6,30 +6,24 @@
     - first_touch: all credit to the earliest touch; last_touch: to the purchasing session;
     - linear: an equal share to every touch (rounded to 6 decimals, money to cents; the last
       touch takes the rest, so each order's credits sum to exactly 1 and its revenue).
-    Incremental by order date: the users with sessions rewritten in fact_sessions since the
-    last run (a new or late session, a stitched identity) name the dates of their purchases,
-    and every order of those dates is recomputed whole (an order's touches are its user's
-    sessions; a purchase date that stops being an order's first still names its old date). A
-    pre-hook deletes those dates first, so a date its only order left loses its rows. -#}
+    Incremental by order: the orders a session rewritten in fact_sessions since the last run
+    can change (a new or late session, a stitched identity: macro attribution_touched_orders,
+    the purchases in that user's sessions from that session on) are recomputed whole; a
+    pre-hook deletes their rows first, and the recomputed rows are appended (the same on both
+    engines), so the work follows the touched orders, never whole dates. -#}
 {{ config(
-    pre_hook="{{ delete_recomputed_keys('order_date', attribution_touched_dates()) }}",
-    **replace_by_key_on_spark('order_date')
+    pre_hook="{{ delete_recomputed_keys('order_id', attribution_touched_orders()) }}",
+    incremental_strategy='append',
 ) }}
 {%- set lookback = var('attribution_lookback_days') | int -%}
 
 with
 
-sessions as (
-    select
-        session_id,
-        user_key,
-        session_start_at,
-        device_type,
-        traffic_source,
-        traffic_medium,
-        traffic_campaign
-    from {{ ref('fact_sessions') }}
-),
+{% if is_incremental() -%}
+    touched_orders as (
+        {{ attribution_touched_orders() }}
+    ),
+{%- endif %}
 
 purchases as (
     select
@@ -39,7 +33,10 @@ purchases as (
         order_id,
         order_revenue
     from {{ ref('fact_events') }}
-    where event_name = 'purchase'
+    where
+        event_name = 'purchase'
+        and order_id is not null
+        and {{ when_incremental('order_id in (select touched_orders.order_id from touched_orders)') }}
 ),
 
 first_purchase_of_each_order as (
@@ -50,6 +47,25 @@ first_purchase_of_each_order as (
             order by purchases.event_at, purchases.event_id
         ) as purchase_number
     from purchases
+),
+
+{#- the sessions of the orders' buyers (all of them on a full build): the touches and the
+    purchasing sessions are among them #}
+sessions as (
+    select
+        session_id,
+        user_key,
+        session_start_at,
+        device_type,
+        traffic_source,
+        traffic_medium,
+        traffic_campaign
+    from {{ ref('fact_sessions') }}
+    where
+        {{ when_incremental(
+            'user_key in (select buying_sessions.user_key from ' ~ ref('fact_sessions') ~ ' as buying_sessions'
+            ~ ' where buying_sessions.session_id in (select purchases.session_id from purchases))'
+        ) }}
 ),
 
 orders as (
@@ -64,11 +80,7 @@ orders as (
     from first_purchase_of_each_order
     inner join sessions
         on first_purchase_of_each_order.session_id = sessions.session_id
-    where
-        first_purchase_of_each_order.purchase_number = 1
-        and {{ when_incremental(
-            utc_date('first_purchase_of_each_order.event_at') ~ ' in (' ~ attribution_touched_dates() ~ ')'
-        ) }}
+    where first_purchase_of_each_order.purchase_number = 1
 ),
 
 touches as (

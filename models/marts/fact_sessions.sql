@@ -5,6 +5,7 @@
     events written or restated in fact_events since the last run are recomputed whole.
     facts_changed_at, the newest inserted_at of its events, moves only when an event joins the
     session (a restatement changes its user_key alone): the session aggregates follow it. -#}
+{{ config(post_hook="{{ ensure_user_sessions_index() }}") }}
 
 with
 
