@@ -26,6 +26,9 @@ MART_KEYS = {
     "agg_time_to_purchase_daily": "session_date, device_type, traffic_source, seconds_to_purchase",
     "agg_campaign_daily": "session_date, device_type, traffic_source, traffic_campaign",
     "rejected_events": "raw_line_id",
+    "agg_paths_daily": "session_date, device_type, traffic_source, path, purchase_path",
+    "agg_retention_weekly": "cohort_kind, cohort_week, device_type, traffic_source, weeks_since",
+    "fact_attribution": "order_id, model, traffic_source, traffic_medium, traffic_campaign",
 }
 # columns that say when a row was written, not what it holds
 RUN_COLUMNS = {"dbt_updated_at", "attributes_changed_at", "last_loaded_at", "inserted_at", "facts_changed_at"}

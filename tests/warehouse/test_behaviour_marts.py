@@ -2,13 +2,16 @@
 weekly retention cohorts (agg_retention_weekly) and channel attribution (fact_attribution).
 Five users over five weeks: a guest who signs in (her earlier visit becomes hers), a user
 signed in from the start, one whose earlier visit falls outside the attribution window, a
-guest who buys without signing in, a one-page visitor. Loaded in two batches (the second build
-incremental: a new session and a late event that changes an existing session's path)."""
+guest who buys without signing in, a one-page visitor. Loaded in two batches, the second build
+incremental: the guest's sign-in session arrives late (her guest visit and her later order
+become one user's; her cohorts move to earlier weeks, leaving one week empty) with a late event
+that changes an existing session's path, and the newest week stays where it was (so retention
+recomputes only the weeks the batch touched)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -82,24 +85,15 @@ def purchase(order_id):
 def history() -> tuple[list[dict], list[dict]]:
     """(first batch, second batch) of raw events."""
     first = [
-        # alice: a guest on 2 March, signs in on 10 March and buys; buys again on 24 March
+        # alice: a guest on 2 March; signed in on another browser on 24 March, where she buys
         *session("s-a1", "anon-a", "2026-03-02", GOOGLE, [HOME, product_view(), product_view(), HOME]),
         *session(
-            "s-a2",
-            "anon-a",
-            "2026-03-10",
-            NEWSLETTER,
-            [
-                HOME,
-                PRODUCT_PAGE,
-                product_view(),
-                product_view(),
-                cart(),
-                ("sign_in", {}),
-                ("checkout_start", {}),
-                purchase("o-a1"),
-            ],
-            user_from=5,
+            "s-a3",
+            "anon-a-laptop",
+            "2026-03-24",
+            DIRECT,
+            [HOME, product_view("p-3"), cart("p-3"), ("checkout_start", {}), purchase("o-a2")],
+            user_from=0,
             user_id="alice",
         ),
         # bob: signed in throughout, 4 March (facebook) and 18 March (direct, buys)
@@ -147,14 +141,28 @@ def history() -> tuple[list[dict], list[dict]]:
         # eve: one page on 6 March
         *session("s-e1", "anon-e", "2026-03-06", GOOGLE, [HOME]),
     ]
+    # after the first build: alice's cohorts are the week of 23 March (her one signed-in
+    # session) and the guest anon-a is in the week of 2 March; o-a2 has one touch
     second = [
+        # late: alice, in the first browser on 10 March, signs in and buys. anon-a is hers from
+        # now on: her visitor cohort moves to 2 March, her purchaser cohort to 9 March, the week
+        # of 23 March loses its only user, and o-a2 gains two touches (2 and 10 March)
         *session(
-            "s-a3",
+            "s-a2",
             "anon-a",
-            "2026-03-24",
-            DIRECT,
-            [HOME, product_view("p-3"), cart("p-3"), ("checkout_start", {}), purchase("o-a2")],
-            user_from=0,
+            "2026-03-10",
+            NEWSLETTER,
+            [
+                HOME,
+                PRODUCT_PAGE,
+                product_view(),
+                product_view(),
+                cart(),
+                ("sign_in", {}),
+                ("checkout_start", {}),
+                purchase("o-a1"),
+            ],
+            user_from=5,
             user_id="alice",
         ),
     ]
@@ -219,14 +227,19 @@ EXPECTED_PURCHASE_PATHS = {
 LOADED = datetime(2026, 3, 25, 1, 5, tzinfo=UTC)
 
 
+# database -> the behaviour marts' rows (BEHAVIOUR_QUERIES, with dbt_updated_at) after the first build
+FIRST_BUILD: dict[str, dict[str, list[tuple]]] = {}
+
+
 def built_in_two_batches(make_database, dbt) -> dict[str, str]:
     """A database with the history loaded and built in its two batches (the second build
-    incremental)."""
+    incremental); what the first build wrote is kept in FIRST_BUILD."""
     env = make_database()
     rawdata.create_raw_schema(env)
     first, second = history()
     rawdata.insert_raw(env, first, loaded_at=LOADED, object_key="events/2026/03/25/00/a.json")
     dbt(env, "build")
+    FIRST_BUILD[env["PGDATABASE"]] = written(env)
     rawdata.insert_raw(
         env, second, loaded_at=LOADED + timedelta(hours=1), object_key="events/2026/03/25/01/b.json"
     )
@@ -466,15 +479,58 @@ BEHAVIOUR_QUERIES = {
 }
 
 
+def written(env) -> dict[str, list[tuple]]:
+    """Each behaviour mart's rows (BEHAVIOUR_QUERIES' columns) with the time it was written last."""
+    return {
+        mart: rawdata.query(env, q.replace(" from analytics.", ", dbt_updated_at from analytics.", 1))
+        for mart, q in BEHAVIOUR_QUERIES.items()
+    }
+
+
+def rewritten_keys(before: list[tuple], after: list[tuple], key: int) -> tuple[set, set, set]:
+    """Between two `written` snapshots of one mart (``key``: the index of its key column): the
+    keys whose rows were all kept with their write time, those with rows written since, and
+    those whose rows are gone."""
+    kept = {row[:-1]: row[-1] for row in before}
+    keys = {row[key] for row in after}
+    untouched = {k for k in keys if all(kept.get(r[:-1]) == r[-1] for r in after if r[key] == k)}
+    return untouched, keys - untouched, {row[key] for row in before} - keys
+
+
 def test_incremental_equals_full_refresh(behaviour_warehouse, dbt):
-    """The second batch (a guest who signs in, later sessions and orders, a new week) was built
-    incrementally: each behaviour mart equals a full rebuild."""
+    """The second batch (a guest's late sign-in session, a late event; the newest week stays)
+    was built incrementally: each behaviour mart kept the rows of the keys it did not touch and
+    equals a full rebuild."""
     env = behaviour_warehouse
-    [(runs,)] = rawdata.query(
-        env,
-        "select count(distinct dbt_updated_at) from analytics.fact_attribution",
+    first = FIRST_BUILD[env["PGDATABASE"]]
+    # the first build: alice's one signed-in session put her in the week of 23 March, the
+    # newest week; o-a2 had one touch
+    first_cohorts = {
+        (kind, week) for kind, week, _d, _s, since, *_ in first["agg_retention_weekly"] if since == 0
+    }
+    assert {("visitors", "2026-03-23"), ("purchasers", "2026-03-23")} <= first_cohorts
+    assert {r[8] for r in first["fact_attribution"] if r[0] == "o-a2"} == {1}
+    second = written(env)
+
+    def newest_week(rows) -> str:
+        return max(
+            (date.fromisoformat(week) + timedelta(weeks=since)).isoformat()
+            for _k, week, _d, _s, since, *_ in rows
+        )
+
+    assert (
+        newest_week(second["agg_retention_weekly"])
+        == newest_week(first["agg_retention_weekly"])
+        == "2026-03-23"
     )
-    assert runs == 2, "the second build did not write fact_attribution incrementally"
+    # retention recomputed the weeks of alice's sessions (2, 9 and 23 March: the last one is
+    # gone) and of eve's (2 March); carol's cohort of 26 January and bob's purchase of 16 March
+    # kept their rows
+    changes = rewritten_keys(first["agg_retention_weekly"], second["agg_retention_weekly"], key=1)
+    assert changes == ({"2026-01-26", "2026-03-16"}, {"2026-03-02", "2026-03-09"}, {"2026-03-23"})
+    # attribution recomputed alice's orders (o-a1, new; o-a2, now of three touches)
+    changes = rewritten_keys(first["fact_attribution"], second["fact_attribution"], key=0)
+    assert changes == ({"o-b1", "o-c1", "o-d1"}, {"o-a1", "o-a2"}, set())
     incremental = {mart: rawdata.query(env, q) for mart, q in BEHAVIOUR_QUERIES.items()}, snapshot_marts(env)
     dbt(
         env,
@@ -514,7 +570,16 @@ def test_a_late_earlier_session_moves_cohorts_and_touches_incrementally(make_dat
     rawdata.insert_raw(
         env, late, loaded_at=LOADED + timedelta(hours=2), object_key="events/2026/03/25/02/late.json"
     )
+    before_late = written(env)
     dbt(env, "build")
+    after_late = written(env)
+    # only bob's keys were recomputed: the weeks he had a session in (23 February, 2 March;
+    # 16 March, his old purchaser cohort, is gone) and his orders (o-b0, new; o-b1); every
+    # other row kept its write time
+    changes = rewritten_keys(before_late["agg_retention_weekly"], after_late["agg_retention_weekly"], key=1)
+    assert changes == ({"2026-01-26", "2026-03-09"}, {"2026-02-23", "2026-03-02"}, {"2026-03-16"})
+    changes = rewritten_keys(before_late["fact_attribution"], after_late["fact_attribution"], key=0)
+    assert changes == ({"o-a1", "o-a2", "o-c1", "o-d1"}, {"o-b0", "o-b1"}, set())
     incremental = {mart: rawdata.query(env, q) for mart, q in BEHAVIOUR_QUERIES.items()}
     cohorts = {
         (kind, week): (users, retained)
