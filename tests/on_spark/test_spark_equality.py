@@ -48,6 +48,15 @@ WRITE_COLUMNS = {
     "last_loaded_at",
 }
 
+# Spark's raw lines read more than once: per object, how many lines and at most how many copies
+RAW_LINES_READ_TWICE = (
+    "select object_key, count(*), max(copies) from"
+    " (select object_key, line_number, count(*) as copies from raw.clickstream_events group by 1, 2"
+    " having count(*) > 1) as read_again group by 1 order by 1"
+)
+# the validation queries cut at LIMIT 10: the column each orders by (view_count, product_views)
+ORDERED_BY_COLUMN = {QUERIES[2]: 2, QUERIES[3]: 1}
+
 # the module's fixture builds both warehouses twice, the engines side by side (about 7½ minutes
 # on an idle 2-core machine, more when busy): the per-test timeout covers the fixture too
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -267,17 +276,27 @@ def both_engines(make_database, dbt, tmp_path_factory, s3_endpoint):
     spark(senv, "publish", "--tables", ",".join(MARTS))
     spark(senv, *build, "--skip-tests")  # nothing new
     # one Spark start for the rest: the four validation queries, then each mart's fingerprint
-    # after the rerun (rows, and the newest write: a row rewritten would carry a newer one)
+    # after the rerun (rows, and the newest write: a row rewritten would carry a newer one),
+    # then the raw lines read more than once and the manifest's objects
     fingerprints = [
         f"select count(*), coalesce(cast(max(unix_micros(dbt_updated_at)) as string), '') from {mart}"  # noqa: S608
         for mart in FINGERPRINTED
     ]
-    output = spark(senv, "sql", "--tsv", *QUERIES, *fingerprints).stdout
+    raw_checks = [RAW_LINES_READ_TWICE, "select object_key, events_loaded from raw.load_manifest order by 1"]
+    output = spark(senv, "sql", "--tsv", *QUERIES, *fingerprints, *raw_checks).stdout
     blocks = [[line.split("\t") for line in block.splitlines() if line] for block in output.split("\x1e")]
-    assert len(blocks) == len(QUERIES) + len(fingerprints), output[-2000:]
+    assert len(blocks) == len(QUERIES) + len(fingerprints) + len(raw_checks), output[-2000:]
     answers = dict(zip(QUERIES, blocks[: len(QUERIES)], strict=True))
-    after_rerun = dict(zip(FINGERPRINTED, blocks[len(QUERIES) :], strict=True))
-    return snapshot(pg), snapshot(on_spark), answers, after_rerun, pg, on_spark, len(events)
+    after_rerun = dict(
+        zip(FINGERPRINTED, blocks[len(QUERIES) : len(QUERIES) + len(fingerprints)], strict=True)
+    )
+    twice, manifest = blocks[len(QUERIES) + len(fingerprints) :]
+    raw_reads = {
+        "killed_batch": sorted(key for key, _lines in batches[1]),
+        "read_twice": {key: (int(lines), int(copies)) for key, lines, copies in twice},
+        "manifest": [(key, int(events)) for key, events in manifest],
+    }
+    return snapshot(pg), snapshot(on_spark), answers, after_rerun, pg, on_spark, len(events), raw_reads
 
 
 @pytest.mark.parametrize("mart", sorted(MARTS))
@@ -294,7 +313,7 @@ def test_every_mart_equal_row_for_row(both_engines, mart):
 
 def test_the_data_is_the_production_shape(both_engines):
     """The comparison covers what it claims: ~100k events, late and messy rows, rejects."""
-    *_rest, pg, _on_spark, generated = both_engines
+    *_rest, pg, _on_spark, generated, _raw_reads = both_engines
     from warehouse import rawdata
 
     [(events,)] = rawdata.query(pg, "select count(*) from analytics.fact_events")
@@ -311,7 +330,7 @@ def test_a_rerun_with_nothing_new_changes_nothing(both_engines):
     """The published marts are the state before the rerun: same rows, no row rewritten."""
     from warehouse import rawdata
 
-    _on_pg, _snap, _answers, after_rerun, _pg, on_spark, _n = both_engines
+    _on_pg, _snap, _answers, after_rerun, _pg, on_spark, _n, _raw_reads = both_engines
     for mart in FINGERPRINTED:
         [(rows, newest)] = rawdata.query(
             on_spark,
@@ -322,15 +341,30 @@ def test_a_rerun_with_nothing_new_changes_nothing(both_engines):
 
 
 def test_validation_queries_verbatim_on_spark(both_engines):
-    _on_pg, _snap, answers, _after, pg, _on_spark, _n = both_engines
+    _on_pg, _snap, answers, _after, pg, _on_spark, _n, _raw_reads = both_engines
     for query in QUERIES:
         on_pg = psql(pg, query)
         on_spark = answers[query]
         if "LIMIT 10" in query:
-            # ties may be cut at a different row: the counts in order must match, and each row
-            # Spark shows must be a row PostgreSQL has
-            assert [r[-1] for r in on_spark] == [r[-1] for r in on_pg]
+            # ties may be cut at a different row: the counts it orders by must match in order,
+            # and each row Spark shows must be a row PostgreSQL has
+            column = ORDERED_BY_COLUMN[query]
+            assert [r[column] for r in on_spark] == [r[column] for r in on_pg], query
             full = psql(pg, query.replace(" LIMIT 10", ""))
             assert all(row in full for row in on_spark), query
         else:
             assert sorted(on_spark) == sorted(on_pg), query
+
+
+def test_the_killed_run_had_committed_its_events_but_not_the_manifest(both_engines):
+    """The second batch's first Spark run was killed between its events' commit and the
+    manifest: the run after it read the batch's objects again, so each of their event lines is
+    in Spark's raw table twice (and no other line is), and the manifest holds every object once."""
+    *_rest, raw_reads = both_engines
+    manifest = raw_reads["manifest"]
+    assert len({key for key, _events in manifest}) == len(manifest), "an object is in the manifest twice"
+    batch = set(raw_reads["killed_batch"])
+    assert batch <= {key for key, _events in manifest}
+    events = {key: n for key, n in manifest if key in batch and n}
+    assert events, "the killed batch has no events"
+    assert raw_reads["read_twice"] == {key: (n, 2) for key, n in events.items()}
