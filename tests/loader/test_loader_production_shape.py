@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-import pytest
+import psycopg2
 from loader_testlib import (
     HOUR_PREFIX,
     PROJECT_ROOT,
@@ -328,13 +328,28 @@ def test_two_runs_at_once_overlap_load_each_event_once_and_never_build_together(
     assert query("select sum(events) from probe.events_per_object") == [(6000,)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 23: both runs list the objects in the same order, so the one ahead commits every"
-    " batch and the other finds each one busy or already loaded (seen: 120 and 0 objects)",
-)
 def test_two_runs_at_once_split_the_objects(put, query, loader_env, tmp_path):
-    """Two runs at once share the work: each loads some of the objects, none twice."""
+    """Two runs at once share the work: each loads some of the objects, none twice. Each batch's
+    COPY is made to take a quarter of a second (a statement trigger), so the 30 batches last
+    long enough for the second run to start while the first is still loading (unslowed, the
+    first run's 6,000 events are in before the second has listed the bucket)."""
+    from loader import schema
+
+    conn = psycopg2.connect(
+        host=loader_env["PGHOST"],
+        port=loader_env["PGPORT"],
+        user=loader_env["PGUSER"],
+        password=loader_env["PGPASSWORD"],
+        dbname=loader_env["PGDATABASE"],
+    )
+    schema.migrate(conn)
+    conn.close()
+    query(
+        "create function raw.slow_copy() returns trigger language plpgsql as $$ begin"
+        " perform pg_sleep(0.25); return null; end $$;"
+        "create trigger slow_copy after insert on raw.clickstream_events"
+        " for each statement execute function raw.slow_copy()"
+    )
     results = [result for result, _ in two_runs_at_once(put, loader_env, tmp_path)]
     assert loaded_once(query) == (6000, 6000)
     assert sum(r["objects"] for r in results) == 120
