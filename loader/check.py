@@ -124,3 +124,15 @@ def last_check_age_hours(conn) -> float | None:
         age = cur.fetchone()[0]
     conn.commit()
     return None if age is None else float(age)
+
+
+def marts_built(conn) -> bool:
+    """A build has succeeded (raw.load_runs): before that there is nothing to check."""
+    with conn.cursor() as cur:
+        cur.execute("select to_regclass('raw.load_runs') is not null")
+        built = cur.fetchone()[0]
+        if built:
+            cur.execute("select exists (select 1 from raw.load_runs where dbt_status = 'success')")
+            built = cur.fetchone()[0]
+    conn.commit()
+    return bool(built)

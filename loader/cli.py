@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument(
         "--no-full-check",
         action="store_true",
-        help="do not run the full check (python -m loader check) every $LOADER_FULL_CHECK_HOURS (default 24)",
+        help="do not run the full check (python -m loader check) every $LOADER_FULL_CHECK_HOURS (default 24;"
+        " never with --no-build, nor before the marts are first built)",
     )
     return parser
 
@@ -152,13 +153,16 @@ def _run_check(settings: Settings, as_json: bool) -> int:
 
 def _full_check_when_due(settings: Settings) -> None:
     """The local stand-in for the schedule clickstream-etl-full-check: a full check when the
-    newest one is older than LOADER_FULL_CHECK_HOURS; its failure never stops the cycles."""
-    from loader.check import last_check_age_hours, run_full_check
+    marts have been built and the newest check is older than LOADER_FULL_CHECK_HOURS; its
+    failure never stops the cycles."""
+    from loader.check import last_check_age_hours, marts_built, run_full_check
     from loader.db import connect
 
     try:
         conn = connect()
         try:
+            if not marts_built(conn):
+                return
             age = last_check_age_hours(conn)
         finally:
             conn.close()
@@ -196,7 +200,7 @@ def _schedule(settings: Settings, args) -> int:
                 log.error("Scheduled run %d failed: %s", runs, exc)
             except Exception as exc:  # the loop must go on
                 log.exception("Scheduled run %d crashed: %s", runs, exc)
-            if not args.no_full_check:
+            if not args.no_build and not args.no_full_check:
                 _full_check_when_due(settings)
             time.sleep(max(0.0, args.every - (time.monotonic() - started)))
     except KeyboardInterrupt:

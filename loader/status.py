@@ -40,6 +40,16 @@ def read_status(runs: int = 10) -> dict:
                 " max(last_loaded_at) filter (where events > 0) from raw.load_runs"
             )
             marts_built_at, marts_data_at, raw_loaded_at = cur.fetchone()
+            full_check = None
+            cur.execute("select to_regclass('raw.full_checks') is not null")
+            if cur.fetchone()[0]:
+                cur.execute(
+                    "select started_at, status, tests, failures from raw.full_checks"
+                    " where status <> 'running' order by started_at desc limit 1"
+                )
+                row = cur.fetchone()
+                if row:
+                    full_check = dict(zip(("started_at", "status", "tests", "failures"), row, strict=True))
         conn.rollback()
     finally:
         conn.close()
@@ -57,6 +67,7 @@ def read_status(runs: int = 10) -> dict:
         "raw_loaded_at": raw_loaded_at,
         "marts_behind": raw_loaded_at is not None
         and (marts_data_at is None or raw_loaded_at > marts_data_at),
+        "full_check": full_check,
         "runs": recent,
     }
 
@@ -89,6 +100,13 @@ def format_status(status: dict) -> str:
             f" (behind: raw loaded {_fmt_time(status['raw_loaded_at'])} UTC; the next run builds)"
             if status["marts_behind"]
             else ""
+        ),
+        "full check:       "
+        + (
+            f"{status['full_check']['status']} {_fmt_time(status['full_check']['started_at'])} UTC"
+            f" ({status['full_check']['tests']} tests, {status['full_check']['failures']} failed)"
+            if status.get("full_check")
+            else "not run yet (python -m loader check)"
         ),
         "",
         f"{'started (UTC)':<20} {'status':<10} {'objects':>8} {'events':>10} {'rejects':>8} "

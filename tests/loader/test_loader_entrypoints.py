@@ -95,6 +95,7 @@ def test_local_directory_source_and_status(run_cli, query, tmp_path):
     assert "events loaded:    9" in status.stdout
     assert "lines rejected:   1" in status.stdout
     assert "succeeded" in status.stdout
+    assert "full check:       not run yet (python -m loader check)" in status.stdout
     as_json = json.loads(run_cli("status", "--json").stdout)
     assert as_json["events_loaded"] == 9 and as_json["lag_seconds"] >= 0
     assert as_json["runs"][0]["objects"] == 2
@@ -142,6 +143,55 @@ def test_schedule_runs_again_and_survives_a_failing_run(loader_env, query, tmp_p
     statuses = [s for (s,) in query("select status from raw.load_runs order by started_at")]
     assert "failed" in statuses and statuses.count("succeeded") >= 1
     assert "Schedule stopped after" in log_path.read_text()
+
+
+def test_schedule_runs_the_full_check_once_a_day_after_the_first_build(put, loader_env, query, tmp_path):
+    """The local stand-in for clickstream-etl-full-check: once the marts are built the schedule
+    runs the full check (every data test, recorded in raw.full_checks), then not again until
+    LOADER_FULL_CHECK_HOURS have passed, while the cycles go on."""
+    put(datetime.now(UTC).strftime("events/%Y/%m/%d/%H/") + "now.json", ndjson(0, 5))
+    project = make_dbt_project(tmp_path / "proj", GOOD_MODEL)
+    (project / "models" / "schema.yml").write_text(
+        "version: 2\nmodels:\n  - name: events_per_object\n    columns:\n"
+        "      - name: object_key\n        data_tests: [not_null]\n"
+    )
+    env = dict(os.environ)
+    env.update(loader_env, **dbt_env(tmp_path, project))
+    log_path = tmp_path / "schedule.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            cli_command("schedule", "--every", "1", "--lookback-hours", "2"),
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        checks: list = []
+        while time.monotonic() < deadline:
+            if query("select to_regclass('raw.full_checks')")[0][0]:
+                checks = query(
+                    "select status, tests, failures from raw.full_checks where status <> 'running'"
+                )
+                if checks:
+                    break
+            time.sleep(0.5)
+        assert checks == [("passed", 1, 0)], log_path.read_text()[-3000:]
+        # two more cycles: no second check within the day
+        runs = query("select count(*) from raw.load_runs")[0][0]
+        while query("select count(*) from raw.load_runs")[0][0] < runs + 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert query("select count(*) from raw.full_checks") == [(1,)]
+        assert proc.poll() is None, "the schedule loop stopped"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert "Full check passed: 1 tests, 0 failed" in log_path.read_text()
 
 
 @pytest.fixture
