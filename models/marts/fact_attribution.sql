@@ -49,7 +49,7 @@ first_purchase_of_each_order as (
     from purchases
 ),
 
-{#- the sessions of the orders' buyers (all of them on a full build): the touches and the
+{# the sessions of the orders' buyers (all of them on a full build): the touches and the
     purchasing sessions are among them #}
 sessions as (
     select
