@@ -114,6 +114,8 @@ def run_dbt_build(
             failed = [e["node"] for e in finished if e["status"] in ("error", "fail", "runtime error")]
             outcome.error = f"dbt {command} failed" + (f": {', '.join(failed)}" if failed else "")
         log.error(outcome.error, extra={"models_built": outcome.models_built})
+    elif command == "build":
+        log.info("dbt build finished: %d models built", outcome.models_built)
     else:
-        log.info("dbt %s finished: %d models built, %d nodes", command, outcome.models_built, len(finished))
+        log.info("dbt %s finished: %d nodes", command, len(finished))
     return outcome

@@ -50,7 +50,9 @@ def mart_contracts() -> dict[str, dict]:
 
 def all_marts() -> tuple[str, ...]:
     """Every mart with a contract (the equality test publishes them all)."""
-    return tuple(name for name, spec in mart_contracts().items() if name not in ("load_health", "full_checks"))
+    return tuple(
+        name for name, spec in mart_contracts().items() if name not in ("load_health", "full_checks")
+    )
 
 
 def _ident(name: str) -> str:
