@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,6 +102,25 @@ def test_local_directory_source_and_status(run_cli, query, tmp_path):
     assert as_json["runs"][0]["objects"] == 2
 
 
+@contextmanager
+def schedule_running(env: dict[str, str], log_path: Path, *args: str, stop_timeout: float = 20):
+    """``python -m loader schedule ARGS`` in the background, its output in log_path; stopped
+    with Ctrl-C (SIGINT) at the end. Yields the process."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            cli_command("schedule", *args), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def test_schedule_runs_again_and_survives_a_failing_run(loader_env, query, tmp_path):
     """The local stand-in for clickstream-etl-schedule: the first runs fail (the bucket does
     not exist yet), the loop goes on, and once the bucket has a file the next run loads it."""
@@ -109,15 +129,7 @@ def test_schedule_runs_again_and_survives_a_failing_run(loader_env, query, tmp_p
     env = dict(os.environ)
     env.update(loader_env, RAW_BUCKET=bucket)
     log_path = tmp_path / "schedule.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            cli_command("schedule", "--every", "1", "--no-build", "--lookback-hours", "2"),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with schedule_running(env, log_path, "--every", "1", "--no-build", "--lookback-hours", "2") as proc:
         deadline = time.monotonic() + 60
         while "Loader run failed" not in log_path.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -132,13 +144,6 @@ def test_schedule_runs_again_and_survives_a_failing_run(loader_env, query, tmp_p
             time.sleep(0.2)
         assert query("select count(*) from raw.clickstream_events") == [(6,)]
         assert proc.poll() is None, "the schedule loop stopped"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0
     statuses = [s for (s,) in query("select status from raw.load_runs order by started_at")]
     assert "failed" in statuses and statuses.count("succeeded") >= 1
@@ -158,15 +163,7 @@ def test_schedule_runs_the_full_check_once_a_day_after_the_first_build(put, load
     env = dict(os.environ)
     env.update(loader_env, **dbt_env(tmp_path, project))
     log_path = tmp_path / "schedule.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            cli_command("schedule", "--every", "1", "--lookback-hours", "2"),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with schedule_running(env, log_path, "--every", "1", "--lookback-hours", "2", stop_timeout=60) as proc:
         deadline = time.monotonic() + 120
         checks: list = []
         while time.monotonic() < deadline:
@@ -184,13 +181,6 @@ def test_schedule_runs_the_full_check_once_a_day_after_the_first_build(put, load
             time.sleep(0.5)
         assert query("select count(*) from raw.full_checks") == [(1,)]
         assert proc.poll() is None, "the schedule loop stopped"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     assert "Full check passed: 1 tests, 0 failed" in log_path.read_text()
 
 
