@@ -51,6 +51,7 @@ import psycopg2  # noqa: E402
 from dbt_incremental import CsvRows  # noqa: E402
 
 from generator import generate_events  # noqa: E402
+from generator.simulate import MEAN_EVENTS_PER_SESSION  # noqa: E402
 from loader.schema import migrate  # noqa: E402
 
 CYCLE = timedelta(minutes=15)
@@ -87,20 +88,50 @@ def received(event: dict) -> str:
 # --- the traffic: one stream, split into the history and the cycles
 
 
+def shop_stream(args, start: datetime, days: float, seed_offset: int = 0):
+    """The shop's traffic from start for days: --rate events a day on average (sessions at
+    rate / the generator's mean events per session), with the usual share of dirty events."""
+    return generate_events(
+        seed=args.seed + seed_offset,
+        start=start,
+        days=days,
+        sessions_per_day=args.rate / MEAN_EVENTS_PER_SESSION,
+        duplicate_share=0.01,
+        invalid_share=0.005,
+        late_share=0.01,
+    )
+
+
+def cycles_after(args, history_end: datetime, cycle_files: list[Path]) -> list[int]:
+    """Write the cycles' traffic for a history kept without it: a stream of its own that starts
+    six hours before the history's end (so late events and sessions that run into the cycles
+    are there; its visitors are the shop's returning users and guests), cut to the cycles."""
+    warm_up = timedelta(hours=6)
+    span_days = (warm_up + CYCLE * args.cycles) / timedelta(days=1)
+    edges = [stamp(history_end + CYCLE * (i + 1)) for i in range(args.cycles)]
+    first_edge = stamp(history_end)
+    outputs = [path.open("wb") for path in cycle_files]
+    counts = [0] * args.cycles
+    for event in shop_stream(args, history_end - warm_up, span_days, seed_offset=1):
+        at = received(event)
+        if not first_edge <= at < edges[-1]:
+            continue
+        index = next(i for i, edge in enumerate(edges) if at < edge)
+        outputs[index].write(orjson.dumps(event) + b"\n")
+        counts[index] += 1
+    for output in outputs:
+        output.close()
+    return counts
+
+
 def split_stream(args, history_end: datetime, cycle_files: list[Path]) -> tuple[int, dict]:
     """Generate the whole stream; COPY the history part into the history database as hourly
     loads; write each cycle's part to its NDJSON file. Returns (history events, per-cycle counts)."""
     history_start = history_end - timedelta(days=args.days)
     span_days = args.days + args.cycles * CYCLE / timedelta(days=1)
-    stream = generate_events(
-        seed=args.seed,
-        start=history_start,
-        days=span_days,
-        events=round(args.rate * span_days),
-        duplicate_share=0.01,
-        invalid_share=0.005,
-        late_share=0.01,
-    )
+    # a session rate, not an exact count: an exact count ends the stream wherever it is reached
+    # (a campaign day makes it early), and the cycles would get nothing
+    stream = shop_stream(args, history_start, span_days)
     edges = [stamp(history_end + CYCLE * (i + 1)) for i in range(args.cycles)]
     history_edge = stamp(history_end)
     outputs = [path.open("wb") for path in cycle_files]
@@ -347,6 +378,9 @@ def main() -> None:
     if reuse:
         meta = json.loads(meta_path.read_text())
         print(f"history: reused {args.history_db} ({meta['history_events']:,} events)", flush=True)
+        if not all(path.exists() and path.stat().st_size for path in cycle_files[: args.cycles]):
+            counts = cycles_after(args, datetime.fromisoformat(meta["history_end"]), cycle_files)
+            print(f"cycles' traffic generated after the kept history: {counts} events", flush=True)
     else:
         history_dir.mkdir(parents=True, exist_ok=True)
         admin_execute(f'drop database if exists "{args.history_db}" with (force)')
