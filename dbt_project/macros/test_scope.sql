@@ -54,15 +54,3 @@
     {%- set since = found.columns[0].values()[0] if found and found.rows | length else none -%}
     {%- do return(since) -%}
 {%- endmacro %}
-
-{% macro timestamp_literal(text) -%}
-    {{ return(adapter.dispatch('timestamp_literal', 'clickstream_analytics')(text)) }}
-{%- endmacro %}
-
-{% macro default__timestamp_literal(text) -%}
-    cast('{{ text }}' as {{ dbt.type_timestamp() }})
-{%- endmacro %}
-
-{% macro postgres__timestamp_literal(text) -%}
-    cast('{{ text }}' as timestamptz)
-{%- endmacro %}

@@ -111,3 +111,17 @@
 {% macro spark__seconds_between(start_at, end_at) -%}
     (cast(unix_micros({{ end_at }}) - unix_micros({{ start_at }}) as {{ type_decimal() }}) / 1000000)
 {%- endmacro %}
+
+{# a timestamp (with time zone on postgres) from its text, as a literal: run_watermark, the
+   cycle tests' scope #}
+{% macro timestamp_literal(text) -%}
+    {{ return(adapter.dispatch('timestamp_literal', 'clickstream_analytics')(text)) }}
+{%- endmacro %}
+
+{% macro default__timestamp_literal(text) -%}
+    cast('{{ text }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{% macro postgres__timestamp_literal(text) -%}
+    cast('{{ text }}' as timestamptz)
+{%- endmacro %}
