@@ -48,11 +48,16 @@ def discover_new(
     new: list[ObjectInfo] = []
     changed = 0
     kind = "S3 objects" if source.describe().startswith("s3://") else "files"
-    for prefix in window_prefixes(source.prefix, since, until):
-        log.info("Listing %s under prefix %s", kind, prefix, extra={"prefix": prefix})
+    prefixes = window_prefixes(source.prefix, since, until)
+    empty: list[str] = []
+    for prefix in prefixes:
         listed = [o for o in source.list(prefix) if is_event_file(o.key)]
         if not listed:
+            empty.append(prefix)
             continue
+        # one line per prefix that holds objects (a window of years lists thousands of days:
+        # the empty ones are summed up below)
+        log.info("Listing %s under prefix %s", kind, prefix, extra={"prefix": prefix})
         known = known_etags(prefix)
         for obj in listed:
             etag = known.get(obj.key)
@@ -67,6 +72,16 @@ def discover_new(
                     etag,
                     extra={"object_key": obj.key, "etag": obj.etag, "loaded_etag": etag},
                 )
+    if empty:
+        log.info(
+            "Listed %d prefix%s under %s with no objects (%s to %s)",
+            len(empty),
+            "" if len(empty) == 1 else "es",
+            source.prefix,
+            empty[0],
+            empty[-1],
+            extra={"empty_prefixes": len(empty)},
+        )
     return new, changed
 
 

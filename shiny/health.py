@@ -96,8 +96,18 @@ def health_server(input: Inputs, output: Outputs, session: Session, db: SessionD
                 class_="badge bg-warning text-dark me-3 health-marts-behind",
                 title="Events were loaded after the last successful dbt build started; the next ETL run builds them.",
             )
+        build_failed = None
+        if bool(row.get("last_build_failed", False)):
+            error = row.get("last_build_error")
+            build_failed = ui.span(
+                f"Last build failed {hhmm(row['last_build_at'])}",
+                class_="badge bg-danger me-3 health-build-failed",
+                title=(error if isinstance(error, str) and error else "dbt build failed")
+                + " (the next ETL run builds again)",
+            )
         return ui.div(
             ui.span(f"Data {status}", class_=f"badge bg-{colour} me-3 health-status"),
+            build_failed,
             behind,
             check_badge(),
             item("Last load", last_text, "health-last-load"),

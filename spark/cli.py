@@ -18,8 +18,10 @@ from loader.discovery import parse_moment
 log = logging.getLogger("spark")
 
 # unit tests give their rows in the contracts' PostgreSQL types; on Spark the data tests and
-# the equality test (tests/spark) check the models
-DBT_SPARK_ARGS = ("--target", "spark", "--exclude-resource-type", "unit_test")
+# the equality test (tests/spark) check the models. --quiet: the loader logs one line per node
+# as it finishes (loader.dbt_step), so dbt's own progress lines would print each node twice;
+# dbt's errors (a failing model's message and compiled code) still print, and dbt.log keeps all.
+DBT_SPARK_ARGS = ("--target", "spark", "--exclude-resource-type", "unit_test", "--quiet")
 
 
 def _moment(end: bool):

@@ -25,8 +25,8 @@ def full_check(conn) -> QueryResult:
 
 def data_health(conn) -> QueryResult:
     """Newest load, its lag, events loaded in the last 24 hours, quarantined events, the
-    freshness status, and whether the marts are behind the raw data (a load committed after
-    the last successful build started). Uses `analytics.load_health` (one row per loader run) when the dbt
+    freshness status, whether the marts are behind the raw data (a load committed after
+    the last successful build started), and whether the newest finished build failed (its error). Uses `analytics.load_health` (one row per loader run) when the dbt
     project provides it; otherwise falls back to what the marts show."""
     with conn.cursor() as cur:
         cur.execute("select to_regclass('analytics.load_health') is not null")
@@ -47,7 +47,17 @@ def data_health(conn) -> QueryResult:
                    max(dbt_finished_at) filter (where dbt_status = 'success') as marts_built_at
             from analytics.load_health
         ),
-        quarantine as (select count(*)::bigint as quarantined_events from analytics.rejected_events)
+        quarantine as (select count(*)::bigint as quarantined_events from analytics.rejected_events),
+        -- the newest build that finished: a failed one (a failing test, e.g. the guard that new
+        -- raw lines reached fact_events) is shown until a build passes
+        last_build as (
+            select dbt_status as last_build_status, error as last_build_error,
+                   dbt_started_at as last_build_at
+            from analytics.load_health
+            where dbt_status in ('success', 'failed')
+            order by dbt_started_at desc nulls last
+            limit 1
+        )
         select runs.last_load_at,
                round(extract(epoch from now() - runs.last_load_at) / 60)::int as lag_minutes,
                runs.events_last_24h,
@@ -59,13 +69,16 @@ def data_health(conn) -> QueryResult:
                -- a load committed after the last good build started is not in the marts yet
                coalesce(runs.raw_loaded_at > coalesce(runs.marts_data_at, '-infinity'), false)
                    as marts_behind,
+               coalesce(last_build.last_build_status = 'failed', false) as last_build_failed,
+               last_build.last_build_error,
+               last_build.last_build_at,
                case
                    when runs.last_load_at is null then 'no data'
                    when now() - runs.last_load_at > make_interval(mins => %(error)s) then 'error'
                    when now() - runs.last_load_at > make_interval(mins => %(warn)s) then 'warn'
                    else 'fresh'
                end as freshness
-        from runs cross join quarantine
+        from runs cross join quarantine left join last_build on true
         """
     else:
         query = """
@@ -85,6 +98,9 @@ def data_health(conn) -> QueryResult:
                null::timestamptz as raw_loaded_at,
                null::timestamptz as marts_built_at,
                false as marts_behind,
+               false as last_build_failed,
+               null::text as last_build_error,
+               null::timestamptz as last_build_at,
                case
                    when newest.last_load_at is null then 'no data'
                    when now() - newest.last_load_at > make_interval(mins => %(error)s) then 'error'

@@ -55,6 +55,10 @@ def test_runbook_covers_troubleshooting_topics():
     ("runbook_line", "loader_format"),
     [
         ("Listing S3 objects under prefix events/2025/11/24/13/", "Listing %s under prefix %s"),
+        (
+            "Listed 46 prefixes under events/ with no objects (events/2025/11/22/15/ to events/2025/11/24/12/)",
+            "Listed %d prefix%s under %s with no objects (%s to %s)",
+        ),
         ("Read 2 files, parsed 812 events.", "Read %d files, parsed %d events."),
         ("Inserted 812 rows into raw.clickstream_events", "Inserted %d rows into raw.clickstream_events"),
         ("dbt build finished: 18 models built", "dbt build finished: %d models built"),

@@ -60,3 +60,31 @@ def test_an_object_replaced_after_listing_is_not_read(loader_env, put):
     stale = ObjectInfo(listed[0].key, listed[0].etag, listed[0].size, listed[0].last_modified)
     with pytest.raises(ObjectChanged):
         source.open(stale)
+
+
+def test_a_window_of_years_logs_the_prefixes_with_objects_and_one_line_for_the_empty_ones(tmp_path, caplog):
+    from loader.discovery import discover_new
+    from loader.sources import LocalSource
+
+    for hour in ("2024/05/01/10", "2025/11/24/13"):
+        folder = tmp_path / "events" / hour
+        folder.mkdir(parents=True)
+        (folder / "a.json").write_bytes(ndjson(0, 2))
+    source = LocalSource(tmp_path, "events/")
+    with caplog.at_level("INFO", logger="loader"):
+        new, changed = discover_new(
+            source, lambda prefix: {}, parse_moment("2019-10-01"), parse_moment("2026-12-01", end=True)
+        )
+    assert ([o.key for o in new], changed) == (
+        ["events/2024/05/01/10/a.json", "events/2025/11/24/13/a.json"],
+        0,
+    )
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[:2] == [
+        "Listing files under prefix events/2024/05/01/",
+        "Listing files under prefix events/2025/11/24/",
+    ]
+    days = (datetime(2026, 12, 1) - datetime(2019, 10, 1)).days + 1
+    assert messages[2:] == [
+        f"Listed {days - 2} prefixes under events/ with no objects (events/2019/10/01/ to events/2026/12/01/)"
+    ]

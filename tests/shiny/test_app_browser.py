@@ -180,6 +180,7 @@ def test_every_page_loads_with_health_bar_and_no_errors(page, app_url):
     expect(page.locator(".health-quarantined")).to_have_text(str(k.INVALID_LINES))
     expect(page.locator(".health-events-24h")).not_to_have_text("n/a")
     expect(page.locator(".health-full-check")).to_have_text("Full check: not run yet")
+    assert page.locator(".health-build-failed").count() == 0
     assert page.locator(".widget-error").count() == 0
 
 
@@ -201,6 +202,34 @@ def test_health_bar_shows_the_newest_full_check(page, app_url, admin):
     finally:
         with admin.cursor() as cur:
             cur.execute("delete from raw.full_checks where check_id = %s", (check_id,))
+        admin.commit()
+
+
+def test_health_bar_says_the_last_build_failed(page, app_url, admin):
+    """The newest finished build failed: a red badge with its time, the error as its title; the
+    healthy bar above has none."""
+    load_id = "00000000-0000-0000-0000-00000000d101"
+    error = "dbt build failed: assert_new_raw_lines_reach_fact_events"
+    with admin.cursor() as cur:
+        cur.execute(
+            "insert into raw.load_runs (load_id, started_at, finished_at, objects, events, rejects, status,"
+            " error, dbt_status, dbt_started_at) values (%s, now(), now(), 0, 0, 0, 'succeeded', %s,"
+            " 'failed', date_trunc('minute', now()) + interval '1 hour')",
+            (load_id, error),
+        )
+        cur.execute(
+            "select to_char((date_trunc('minute', now()) + interval '1 hour') at time zone 'UTC', 'YYYY-MM-DD HH24:MI')"
+        )
+        at = cur.fetchone()[0]
+    admin.commit()
+    try:
+        open_app(page, app_url)
+        badge = page.locator(".health-build-failed")
+        expect(badge).to_have_text(f"Last build failed {at} UTC")
+        expect(badge).to_have_attribute("title", f"{error} (the next ETL run builds again)")
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("delete from raw.load_runs where load_id = %s", (load_id,))
         admin.commit()
 
 

@@ -413,6 +413,46 @@ def test_data_health_says_when_the_marts_are_behind_the_raw_data(reader, admin):
         admin.commit()
 
 
+def test_data_health_says_when_the_newest_finished_build_failed(reader, admin):
+    """A build that failed (here: the guard that new raw lines reached fact_events) shows on
+    the bar with its error until a build passes; a build still running does not count."""
+    runs = [
+        (
+            "00000000-0000-0000-0000-00000000d001",
+            "failed",
+            "0 seconds",
+            "dbt build failed: assert_new_raw_lines_reach_fact_events",
+        ),
+        ("00000000-0000-0000-0000-00000000d002", "running", "-1 seconds", None),
+        ("00000000-0000-0000-0000-00000000d003", "success", "-2 seconds", None),
+    ]
+
+    def insert(run) -> None:
+        load_id, status, ago, error = run
+        with admin.cursor() as cur:
+            cur.execute(
+                "insert into raw.load_runs (load_id, started_at, finished_at, objects, events, rejects, status,"
+                " error, dbt_status, dbt_started_at) values (%s, now(), now(), 0, 0, 0, 'succeeded', %s, %s,"
+                " now() - %s::interval)",
+                (load_id, error, status, ago),
+            )
+        admin.commit()
+
+    try:
+        assert bool(queries.data_health(reader).df.iloc[0]["last_build_failed"]) is False
+        insert(runs[0])
+        insert(runs[1])
+        failed = queries.data_health(reader).df.iloc[0]
+        assert bool(failed["last_build_failed"]) is True
+        assert failed["last_build_error"] == "dbt build failed: assert_new_raw_lines_reach_fact_events"
+        insert(runs[2])
+        assert bool(queries.data_health(reader).df.iloc[0]["last_build_failed"]) is False
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("delete from raw.load_runs where load_id = any(%s::uuid[])", ([r[0] for r in runs],))
+        admin.commit()
+
+
 def test_full_check_is_the_newest_finished_check(reader, admin):
     """The data-health bar's full check: the newest check that finished (a running one is not
     shown), its status, tests and failures, read by the read-only role."""

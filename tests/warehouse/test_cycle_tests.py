@@ -120,3 +120,42 @@ def test_a_duplicate_event_id_is_refused_at_insert(built):
             built,
             "insert into analytics.fact_events select * from analytics.fact_events limit 1",
         )
+
+
+GUARD_TEST = "assert_new_raw_lines_reach_fact_events"
+
+
+def test_new_valid_lines_that_never_reach_fact_events_fail_the_build(built, dbt):
+    """The guard of issue 22: a watermark moved past lines it has not seen (here fact_events's
+    run record, set a day ahead) leaves the cycle's new lines out of fact_events while every
+    model succeeds; the build fails on the guard, which counts the lines left out."""
+    record_good_build(built)
+    new_lines = rawdata.insert_raw(built, rawdata.shop_traffic(3, seed=12))
+    execute(
+        built,
+        "update intermediate.dbt_incremental_runs set last_run_started_at = now() + interval '1 day'"
+        " where model_name = 'fact_events'",
+    )
+    result = dbt(built, "build", *CYCLE_BUILD_ARGS, check=False)
+    assert result.returncode != 0
+    assert GUARD_TEST in failed_tests(built)
+    (guard,) = [r for r in run_results(built) if r["unique_id"].split(".")[2] == GUARD_TEST]
+    assert guard["failures"] == 1 and "loaded_at > cast(" in guard["compiled_code"]
+    [(missing,)] = rawdata.query(
+        built,
+        "select count(*) from staging.stg_clickstream__events as staged where staged.is_valid"
+        " and not staged.is_bot and staged.loaded_at > now() - interval '1 hour' and not exists"
+        " (select 1 from analytics.fact_events as f where f.event_id = staged.event_id)",
+    )
+    assert 0 < missing <= new_lines
+
+
+def test_the_guard_passes_once_the_lines_are_built(built, dbt):
+    """The same cycle without the moved watermark: the new lines reach fact_events and the
+    guard (which ran in the fixture's first build over every line, too) passes."""
+    record_good_build(built)
+    rawdata.insert_raw(built, rawdata.shop_traffic(3, seed=12))
+    result = dbt(built, "build", *CYCLE_BUILD_ARGS, check=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    (guard,) = [r for r in run_results(built) if r["unique_id"].split(".")[2] == GUARD_TEST]
+    assert guard["status"] == "pass"

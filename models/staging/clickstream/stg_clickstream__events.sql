@@ -16,9 +16,14 @@ raw_events as (
         load_id,
         loaded_at
     from {{ source('clickstream', 'clickstream_events') }}
-    {#- Spark (an incremental table): the raw lines loaded since the last run; PostgreSQL (a view) reads all -#}
+    {#- Spark (an incremental table): the raw lines loaded since the last run; PostgreSQL (a view)
+        reads all. While the table is empty (a first build before any traffic) every line is new:
+        max() of no rows is null, and `loaded_at > null` would keep nothing, then or ever. -#}
     {% if is_incremental() %}
-        where loaded_at > (select max(already_staged.loaded_at) from {{ this }} as already_staged)
+        where loaded_at > (
+            select coalesce(max(already_staged.loaded_at), {{ run_timestamp_floor() }})
+            from {{ this }} as already_staged
+        )
     {% endif %}
 ),
 

@@ -1,0 +1,95 @@
+{#- The guard against a build that reads nothing new while raw holds new lines (issue 22: an
+    empty first build on Spark once left fact_events empty for good, every test passing, because
+    the staged events and fact_events were equally empty). Checks the raw lines loaded since the
+    start of the last build that succeeded and before this build started (raw.load_runs, written
+    by the loader and by the Spark build): every one has been staged, and every valid one (not a
+    bot, var exclude_bots) has its event_id in fact_events. A failure names how many lines went
+    missing, and fails the build, so the run summary and the data-health bar say so. It reads the
+    raw table itself, not the staged events, and only the window's lines (the raw table's
+    loaded_at index): a cycle's cost, and after failed builds the window grows until one passes.
+    Runs in every build, on both engines. -#}
+{%- set window_since = none -%}
+{%- set window_until = none -%}
+{%- if execute -%}
+    {%- set found = run_query(
+        "select cast(max(case when dbt_status = 'success' then dbt_started_at end) as "
+        ~ dbt.type_string() ~ "), cast(max(case when dbt_status = 'running' then dbt_started_at end) as "
+        ~ dbt.type_string() ~ ") from " ~ source('clickstream', 'load_runs')
+    ) -%}
+    {%- if found.rows | length -%}
+        {%- set window_since = found.columns[0].values()[0] -%}
+        {%- set window_until = found.columns[1].values()[0] -%}
+    {%- endif -%}
+{%- endif -%}
+{%- set since_literal = timestamp_literal(window_since) if window_since is not none else run_timestamp_floor() -%}
+{#- the build the loader (or the Spark build) marked running; a dbt build by hand: its own start -#}
+{%- set until_literal = timestamp_literal(window_until) if window_until is not none else run_timestamp() -%}
+
+with
+
+new_raw_lines as (
+    select
+        bucket,
+        object_key,
+        line_number
+    from {{ source('clickstream', 'clickstream_events') }}
+    where
+        loaded_at > {{ since_literal }}
+        and loaded_at < {{ until_literal }}
+),
+
+staged_lines as (
+    select
+        bucket,
+        object_key,
+        line_number,
+        event_id,
+        is_valid,
+        is_bot
+    from {{ ref('stg_clickstream__events') }}
+    where
+        loaded_at > {{ since_literal }}
+        and loaded_at < {{ until_literal }}
+),
+
+known_event_ids as (
+    select fact_events.event_id
+    from {{ ref('fact_events') }} as fact_events
+    where fact_events.event_id in (select staged_lines.event_id from staged_lines)
+),
+
+checked_lines as (
+    select
+        case when staged_lines.line_number is null then 1 else 0 end as is_not_staged,
+        case
+            when
+                staged_lines.is_valid
+                {% if var('exclude_bots') -%}
+                    and not staged_lines.is_bot
+                {%- endif %}
+                and known_event_ids.event_id is null
+                then 1
+            else 0
+        end as is_missing_from_fact_events
+    from new_raw_lines
+    left join staged_lines
+        on
+            new_raw_lines.bucket = staged_lines.bucket
+            and new_raw_lines.object_key = staged_lines.object_key
+            and new_raw_lines.line_number = staged_lines.line_number
+    left join known_event_ids
+        on staged_lines.event_id = known_event_ids.event_id
+),
+
+final as (
+    select
+        count(*) as raw_lines_since_last_good_build,
+        sum(checked_lines.is_not_staged) as lines_not_staged,
+        sum(checked_lines.is_missing_from_fact_events) as valid_lines_missing_from_fact_events
+    from checked_lines
+    having
+        sum(checked_lines.is_not_staged) > 0
+        or sum(checked_lines.is_missing_from_fact_events) > 0
+)
+
+select * from final
