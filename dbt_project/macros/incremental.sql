@@ -257,3 +257,91 @@
     end
     $ensure_indexes$
 {%- endmacro %}
+
+{#- Additive aggregates (agg_events_hourly, the event counts of agg_product_daily) add the
+    counts of the events inserted into fact_events since they last ran (inserted_at > their
+    run watermark) to the cells they already hold, instead of recounting every touched hour or
+    date: a cycle's cost follows its new events, whatever the history. Exact because an event
+    is inserted once (a restatement keeps its inserted_at and changes no counted column) and
+    such a model runs after fact_events in the same dbt invocation. One thing breaks it: a
+    rebuild of fact_events on its own (`--full-refresh --select fact_events`), which gives
+    every event a new inserted_at; fact_events records its full builds
+    (record_full_build) and a model that ran before the newest one counts again from scratch
+    (upstream_rebuilt_since_this, delete_all_when_upstream_rebuilt). -#}
+
+{# post-hook: a full (not incremental) build of this model, recorded as '<model> (full build)'
+   in the incremental runs table #}
+{% macro record_full_build() -%}
+    {%- if is_incremental() -%}
+        select 1
+    {%- else -%}
+        {{ adapter.dispatch('record_full_build', 'clickstream_analytics')() }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro default__record_full_build() -%}
+    insert into {{ incremental_runs_relation() }} (model_name, last_run_started_at)
+    values ('{{ this.identifier }} (full build)', {{ run_timestamp() }})
+    on conflict (model_name) do update set last_run_started_at = excluded.last_run_started_at
+{%- endmacro %}
+
+{% macro spark__record_full_build() -%}
+    insert into {{ incremental_runs_relation() }} (model_name, last_run_started_at)
+    values ('{{ this.identifier }} (full build)', {{ run_timestamp() }})
+{%- endmacro %}
+
+{# true on an incremental run when `upstream` (a model name) was built in full after this model
+   last wrote a row: the counts this model holds are of rows that have been rewritten since.
+   Read when the model compiles (and again when its pre-hook renders, before anything is written) #}
+{% macro upstream_rebuilt_since_this(upstream) -%}
+    {%- if not execute or not is_incremental() or this is string -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select count(*) from " ~ incremental_runs_relation() ~ " as full_builds"
+        ~ " where full_builds.model_name = '" ~ upstream ~ " (full build)'"
+        ~ " and full_builds.last_run_started_at > coalesce((select max(counted.dbt_updated_at) from "
+        ~ this ~ " as counted), " ~ run_timestamp_floor() ~ ")"
+    ) -%}
+    {{ return(found.columns[0].values()[0] | int > 0) }}
+{%- endmacro %}
+
+{# pre-hook of an additive aggregate: everything goes when it counts again from scratch #}
+{% macro delete_all_when_upstream_rebuilt(upstream) -%}
+    {%- if upstream_rebuilt_since_this(upstream) -%}
+        delete from {{ this }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{# agg_product_daily: the dates whose purchases it recounts (order items inserted, or orders
+   rewritten with a new purchase, since its last run) #}
+{% macro product_purchase_dates() -%}
+    select distinct changed_items.ordered_date
+    from {{ ref('fact_order_items') }} as changed_items
+    where
+        changed_items.dbt_updated_at > {{ run_watermark() }}
+        and changed_items.inserted_at > {{ run_watermark() }}
+{%- endmacro %}
+
+{# agg_product_daily's pre-hook: on the dates whose purchases it recounts, the cells that hold
+   purchases alone (no views, no adds to cart) go; the recount writes back those that still
+   have purchases #}
+{% macro delete_purchase_only_cells() -%}
+    {%- if is_incremental() and not upstream_rebuilt_since_this('fact_events') -%}
+        delete from {{ this }}
+        where
+            views = 0
+            and add_to_carts = 0
+            and event_date in ({{ product_purchase_dates() }})
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{# a filter condition of an additive aggregate: applied when it adds ('true' when it counts
+   from scratch) #}
+{% macro when_incremental_adding(adding, condition) -%}
+    {%- if adding -%}{{ condition }}{%- else -%}true{%- endif -%}
+{%- endmacro %}

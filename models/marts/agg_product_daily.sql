@@ -1,9 +1,22 @@
 {#- One row per UTC date, product, device type and traffic source: product views and adds to
     cart (fact_events), units purchased, orders and revenue (fact_order_items). Incremental:
-    dates with events or purchases inserted since the last run are recomputed whole
-    (delete+insert on event_date); a restatement changes no column counted here. -#}
+    views and adds to cart are additive (macro record_full_build): the events inserted since
+    the last run are counted per cell and added to the cells' counts, so a late view costs its
+    cell, not its whole date. Purchases are recounted for the dates with order items inserted
+    (or orders rewritten) since the last run, from fact_order_items (a day's order items, not
+    its events); the pre-hook first removes those dates' cells that held purchases alone. A
+    restatement changes no column counted here. After a rebuild of fact_events alone it
+    counts everything again. -#}
+{%- set cell = ['event_date', 'product_id', 'device_type', 'traffic_source'] -%}
+{%- set adding = is_incremental() and not upstream_rebuilt_since_this('fact_events') -%}
 
-{{ config(**replace_by_key_on_spark('event_date')) }}
+{{ config(
+    unique_key=cell,
+    pre_hook=[
+        "{{ delete_all_when_upstream_rebuilt('fact_events') }}",
+        "{{ delete_purchase_only_cells() }}",
+    ],
+) }}
 
 with
 
@@ -13,10 +26,14 @@ events as (
         event_date,
         product_id,
         device_type,
-        traffic_source,
-        dbt_updated_at
+        traffic_source
     from {{ ref('fact_events') }}
-    where product_id is not null
+    {#- a row's inserted_at is never after its dbt_updated_at: the latter's index finds the new rows -#}
+    where
+        product_id is not null
+        and event_name in ('product_view', 'add_to_cart')
+        and {{ when_incremental_adding(adding, 'dbt_updated_at > ' ~ run_watermark()) }}
+        and {{ when_incremental_adding(adding, 'inserted_at > ' ~ run_watermark()) }}
 ),
 
 order_items as (
@@ -27,19 +44,14 @@ order_items as (
         item_revenue,
         ordered_date,
         device_type,
-        traffic_source,
-        dbt_updated_at
+        traffic_source
     from {{ ref('fact_order_items') }}
+    {% if adding -%}
+        where ordered_date in ({{ product_purchase_dates() }})
+    {%- endif %}
 ),
 
-{{ touched_keys(
-    'touched_dates',
-    [ref('fact_events'), ref('fact_order_items')],
-    {'event_date': ['event_date', 'ordered_date']},
-    changed_column='inserted_at',
-) }}
-
-event_counts as (
+new_event_counts as (
     select
         events.event_date,
         events.product_id,
@@ -48,9 +60,6 @@ event_counts as (
         sum(case when events.event_name = 'product_view' then 1 else 0 end) as views,
         sum(case when events.event_name = 'add_to_cart' then 1 else 0 end) as add_to_carts
     from events
-    where
-        events.event_name in ('product_view', 'add_to_cart')
-        and {{ in_touched_keys('touched_dates', 'events.event_date') }}
     group by 1, 2, 3, 4
 ),
 
@@ -64,29 +73,128 @@ purchase_counts as (
         count(distinct order_items.order_id) as orders,
         sum(order_items.item_revenue) as revenue
     from order_items
-    where {{ in_touched_keys('touched_dates', {'order_items.ordered_date': 'event_date'}) }}
     group by 1, 2, 3, 4
 ),
 
-final as (
-    select
-        coalesce(event_counts.event_date, purchase_counts.event_date) as event_date,
-        coalesce(event_counts.product_id, purchase_counts.product_id) as product_id,
-        coalesce(event_counts.device_type, purchase_counts.device_type) as device_type,
-        coalesce(event_counts.traffic_source, purchase_counts.traffic_source) as traffic_source,
-        cast(coalesce(event_counts.views, 0) as bigint) as views,
-        cast(coalesce(event_counts.add_to_carts, 0) as bigint) as add_to_carts,
-        cast(coalesce(purchase_counts.purchases, 0) as bigint) as purchases,
-        cast(coalesce(purchase_counts.orders, 0) as bigint) as orders,
-        coalesce(purchase_counts.revenue, 0) as revenue,
-        {{ run_timestamp() }} as dbt_updated_at
-    from event_counts
-    full outer join purchase_counts
-        on
-            event_counts.event_date = purchase_counts.event_date
-            and event_counts.product_id = purchase_counts.product_id
-            and event_counts.device_type = purchase_counts.device_type
-            and event_counts.traffic_source = purchase_counts.traffic_source
-)
+{% if adding -%}
+    purchase_dates as (
+        {{ product_purchase_dates() }}
+    ),
+
+    {#- the cells this run changes, as counted so far: those with new views or adds to cart, and
+        every cell of a date whose purchases are recounted -#}
+    counted as (
+        select
+            already_counted.event_date,
+            already_counted.product_id,
+            already_counted.device_type,
+            already_counted.traffic_source,
+            already_counted.views,
+            already_counted.add_to_carts,
+            already_counted.purchases,
+            already_counted.orders,
+            already_counted.revenue,
+            1 as purchases_recounted
+        from {{ this }} as already_counted
+        where already_counted.event_date in (select purchase_dates.ordered_date from purchase_dates)
+        union all
+        select
+            already_counted.event_date,
+            already_counted.product_id,
+            already_counted.device_type,
+            already_counted.traffic_source,
+            already_counted.views,
+            already_counted.add_to_carts,
+            already_counted.purchases,
+            already_counted.orders,
+            already_counted.revenue,
+            0 as purchases_recounted
+        from {{ this }} as already_counted
+        inner join new_event_counts
+            on
+                already_counted.event_date = new_event_counts.event_date
+                and already_counted.product_id = new_event_counts.product_id
+                and already_counted.device_type = new_event_counts.device_type
+                and already_counted.traffic_source = new_event_counts.traffic_source
+        where already_counted.event_date not in (select purchase_dates.ordered_date from purchase_dates)
+    ),
+
+    cells as (
+        select event_date, product_id, device_type, traffic_source from counted
+        union
+        select event_date, product_id, device_type, traffic_source from new_event_counts
+        union
+        select event_date, product_id, device_type, traffic_source from purchase_counts
+    ),
+
+    final as (
+        select
+            cells.event_date,
+            cells.product_id,
+            cells.device_type,
+            cells.traffic_source,
+            cast(coalesce(counted.views, 0) + coalesce(new_event_counts.views, 0) as bigint) as views,
+            cast(coalesce(counted.add_to_carts, 0) + coalesce(new_event_counts.add_to_carts, 0) as bigint)
+                as add_to_carts,
+            {#- a cell of a date not recounted keeps its purchases (it has no new order items) -#}
+            cast(
+                case
+                    when counted.purchases_recounted = 0 then counted.purchases
+                    else coalesce(purchase_counts.purchases, 0)
+                end as bigint
+            ) as purchases,
+            cast(
+                case
+                    when counted.purchases_recounted = 0 then counted.orders
+                    else coalesce(purchase_counts.orders, 0)
+                end as bigint
+            ) as orders,
+            case
+                when counted.purchases_recounted = 0 then counted.revenue
+                else coalesce(purchase_counts.revenue, 0)
+            end as revenue,
+            {{ run_timestamp() }} as dbt_updated_at
+        from cells
+        left join counted
+            on
+                cells.event_date = counted.event_date
+                and cells.product_id = counted.product_id
+                and cells.device_type = counted.device_type
+                and cells.traffic_source = counted.traffic_source
+        left join new_event_counts
+            on
+                cells.event_date = new_event_counts.event_date
+                and cells.product_id = new_event_counts.product_id
+                and cells.device_type = new_event_counts.device_type
+                and cells.traffic_source = new_event_counts.traffic_source
+        left join purchase_counts
+            on
+                cells.event_date = purchase_counts.event_date
+                and cells.product_id = purchase_counts.product_id
+                and cells.device_type = purchase_counts.device_type
+                and cells.traffic_source = purchase_counts.traffic_source
+    )
+{%- else -%}
+    final as (
+        select
+            coalesce(new_event_counts.event_date, purchase_counts.event_date) as event_date,
+            coalesce(new_event_counts.product_id, purchase_counts.product_id) as product_id,
+            coalesce(new_event_counts.device_type, purchase_counts.device_type) as device_type,
+            coalesce(new_event_counts.traffic_source, purchase_counts.traffic_source) as traffic_source,
+            cast(coalesce(new_event_counts.views, 0) as bigint) as views,
+            cast(coalesce(new_event_counts.add_to_carts, 0) as bigint) as add_to_carts,
+            cast(coalesce(purchase_counts.purchases, 0) as bigint) as purchases,
+            cast(coalesce(purchase_counts.orders, 0) as bigint) as orders,
+            coalesce(purchase_counts.revenue, 0) as revenue,
+            {{ run_timestamp() }} as dbt_updated_at
+        from new_event_counts
+        full outer join purchase_counts
+            on
+                new_event_counts.event_date = purchase_counts.event_date
+                and new_event_counts.product_id = purchase_counts.product_id
+                and new_event_counts.device_type = purchase_counts.device_type
+                and new_event_counts.traffic_source = purchase_counts.traffic_source
+    )
+{%- endif %}
 
 select * from final

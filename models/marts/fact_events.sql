@@ -13,7 +13,11 @@
     'traffic_campaign', 'received_at', 'loaded_at', 'is_bot', 'is_client_clock_ahead',
     'is_known_event_name',
 ] -%}
-{{ config(post_hook=["{{ record_incremental_run() }}", "{{ ensure_purchase_indexes() }}"]) }}
+{{ config(post_hook=[
+    "{{ record_incremental_run() }}",
+    "{{ record_full_build() }}",
+    "{{ ensure_purchase_indexes() }}",
+]) }}
 -- depends_on: {{ ref('int_raw_loads') }}
 
 with

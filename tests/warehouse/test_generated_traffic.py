@@ -117,3 +117,25 @@ def test_incremental_builds_equal_a_full_rebuild(generated_warehouse, dbt):
     rebuilt = snapshot_marts(env)
     for mart in incremental:
         assert incremental[mart] == rebuilt[mart], f"{mart} differs after a full rebuild"
+
+
+def test_a_rebuild_of_fact_events_alone_is_counted_once(generated_warehouse, dbt):
+    """The additive aggregates (agg_events_hourly, agg_product_daily's views and adds to cart)
+    add the events inserted since they last ran. A full refresh of fact_events on its own gives
+    every event a new inserted_at: the next build sees it (fact_events records its full builds)
+    and counts from scratch instead of adding every event a second time."""
+    env, _lines, _expected = generated_warehouse
+    before = snapshot_marts(env)
+    dbt(env, "build", "--full-refresh", "--select", "fact_events")
+    [(recorded,)] = rawdata.query(
+        env,
+        "select count(*) from intermediate.dbt_incremental_runs where model_name = 'fact_events (full build)'",
+    )
+    assert recorded == 1
+    dbt(env, "build")
+    after = snapshot_marts(env)
+    for mart in ("agg_events_hourly", "agg_product_daily", "agg_product_daily_totals"):
+        assert after[mart] == before[mart], f"{mart} differs after fact_events was rebuilt alone"
+    # and the next build adds nothing
+    dbt(env, "build")
+    assert snapshot_marts(env)["agg_events_hourly"] == before["agg_events_hourly"]
