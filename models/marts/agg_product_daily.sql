@@ -28,7 +28,7 @@ events as (
         device_type,
         traffic_source
     from {{ ref('fact_events') }}
-    {#- a row's inserted_at is never after its dbt_updated_at: the latter's index finds the new rows -#}
+    {# a row's inserted_at is never after its dbt_updated_at: the latter's index finds the new rows #}
     where
         product_id is not null
         and event_name in ('product_view', 'add_to_cart')

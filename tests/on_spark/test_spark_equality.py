@@ -307,7 +307,7 @@ def both_engines(make_database, dbt, tmp_path_factory, s3_endpoint):
         pg_incremental = postgres.submit(pg_fresh_build)
         spark(senv, "publish", "--tables", ",".join(MARTS))
         pg_incremental = pg_incremental.result()
-    spark(senv, *build, "--skip-tests")  # nothing new
+    nothing_new = spark(senv, *build, "--skip-tests")
     # one Spark start for the rest: the four validation queries, then each mart's fingerprint
     # after the rerun (rows, and the newest write: a row rewritten would carry a newer one),
     # then the raw lines read more than once and the manifest's objects
@@ -331,6 +331,7 @@ def both_engines(make_database, dbt, tmp_path_factory, s3_endpoint):
     }
     raw_reads["pg_incremental"] = pg_incremental
     raw_reads["spark"] = {"env": senv, "build": build, "put_object": put_object}
+    raw_reads["build_output"] = nothing_new.stdout + nothing_new.stderr
     return snapshot(pg), snapshot(on_spark), answers, after_rerun, pg, on_spark, len(events), raw_reads
 
 
@@ -415,6 +416,14 @@ def test_the_killed_run_had_committed_its_events_but_not_the_manifest(both_engin
     events = {key: n for key, n in manifest if key in batch and n}
     assert events, "the killed batch has no events"
     assert raw_reads["read_twice"] == {key: (n, 2) for key, n in events.items()}
+
+
+def test_the_build_logs_each_dbt_node_once(both_engines):
+    """The loader's line per node (dbt runs --quiet: its own progress lines would repeat each)."""
+    *_rest, raw_reads = both_engines
+    output = raw_reads["build_output"]
+    assert output.count("dbt model fact_events: success") == 1, output[-3000:]
+    assert "OK created" not in output and "model analytics.fact_events" not in output, output[-3000:]
 
 
 def test_a_build_whose_new_lines_never_reach_fact_events_fails(both_engines):
