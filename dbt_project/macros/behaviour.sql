@@ -145,3 +145,22 @@
         {'columns': 'user_key, session_start_at', 'indexdef': 'USING btree (user_key, session_start_at)'},
     ]) }}
 {%- endmacro %}
+
+{# int_user_sessions' keys to recompute: the sessions with events written or restated in
+   fact_events since its last run #}
+{% macro user_sessions_touched() -%}
+    select changed_events.session_id
+    from {{ ref('fact_events') }} as changed_events
+    where changed_events.dbt_updated_at > {{ run_watermark() }}
+{%- endmacro %}
+
+{# int_user_orders' keys to recompute: the orders with purchase events written or restated in
+   fact_events since its last run #}
+{% macro user_orders_touched() -%}
+    select changed_events.order_id
+    from {{ ref('fact_events') }} as changed_events
+    where
+        changed_events.dbt_updated_at > {{ run_watermark() }}
+        and changed_events.event_name = 'purchase'
+        and changed_events.order_id is not null
+{%- endmacro %}
