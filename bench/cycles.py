@@ -388,16 +388,24 @@ def main() -> None:
         flush=True,
     )
     reuse = args.reuse_history and meta_path.exists() and database_exists(args.history_db)
-    if reuse and json.loads(meta_path.read_text()).get("cycles", 0) < args.cycles:
-        reuse = False
+    if args.reuse_history and not reuse:
+        # never rebuild a history by surprise (10 days of 1 M/day: about 70 minutes here)
+        raise SystemExit(f"--reuse-history: no kept history {args.history_db} (run once with --keep-history)")
     if reuse:
         meta = json.loads(meta_path.read_text())
         print(f"history: reused {args.history_db} ({meta['history_events']:,} events)", flush=True)
-        if not all(path.exists() and path.stat().st_size for path in cycle_files[: args.cycles]):
+        # more cycles than the history was kept with: their traffic is generated after it
+        fewer_kept = meta.get("cycles", 0) < args.cycles
+        if fewer_kept or not all(
+            path.exists() and path.stat().st_size for path in cycle_files[: args.cycles]
+        ):
             counts = cycles_after(args, datetime.fromisoformat(meta["history_end"]), cycle_files)
             print(f"cycles' traffic generated after the kept history: {counts} events", flush=True)
     else:
         history_dir.mkdir(parents=True, exist_ok=True)
+        # the record of a kept history goes first: a build killed from here on leaves none, so
+        # --reuse-history never takes a half-built history for a kept one
+        meta_path.unlink(missing_ok=True)
         admin_execute(f'drop database if exists "{args.history_db}" with (force)')
         admin_execute(f'create database "{args.history_db}"')
         conn = connect(args.history_db)
