@@ -372,6 +372,13 @@ def main() -> None:
     parser.add_argument("--object-seconds", type=float, default=20, help="seconds of traffic per object")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--top", type=int, default=5, help="slowest nodes shown per cycle")
+    parser.add_argument(
+        "--cycle-hour",
+        type=int,
+        default=20,
+        help="UTC hour the cycles start at (the generator's daily profile: 05:00 has a tenth of an"
+        " evening's traffic); the newest such hour before now; -1: now",
+    )
     parser.add_argument("--keep-history", action="store_true", help="keep the built history as a template")
     parser.add_argument("--reuse-history", action="store_true", help="start from a kept history")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
@@ -413,6 +420,11 @@ def main() -> None:
         conn.close()
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         history_end = now - CYCLE * args.cycles
+        if args.cycle_hour >= 0:
+            # the cycles at the same hour of the day whenever the benchmark runs (within the
+            # loader's 48-hour lookback: the newest such hour)
+            at_hour = history_end.replace(hour=args.cycle_hour, minute=0)
+            history_end = at_hour if at_hour <= history_end else at_hour - timedelta(days=1)
         started = time.monotonic()
         history_events, counts = split_stream(args, history_end, cycle_files)
         copy_seconds = time.monotonic() - started
