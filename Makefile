@@ -15,7 +15,8 @@ help: ## list the targets
 venv: $(VENV)/.installed ## create .venv and install requirements.txt
 
 $(VENV)/.installed: requirements.txt
-	@test -x $(PY) || python3 -m venv $(VENV)
+	@# a venv left half-made (a killed first run: python, no pip) is made again
+	@test -x $(PY) -a -x $(VENV)/bin/pip || python3 -m venv --clear $(VENV)
 	@echo "[venv] installing requirements.txt into $(VENV)"
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt 2> >(grep -v "is ignored: it is neither" >&2)
 	@touch $@
