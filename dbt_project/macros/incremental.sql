@@ -140,22 +140,22 @@
 {%- endmacro %}
 
 {# post-hook of the models filtered by in_unprocessed_loads: this run has processed its loads #}
-{% macro record_incremental_run() -%}
-    {{ return(adapter.dispatch('record_incremental_run', 'clickstream_analytics')()) }}
+{% macro record_incremental_run(model_name=none) -%}
+    {{ return(adapter.dispatch('record_incremental_run', 'clickstream_analytics')(model_name or this.identifier)) }}
 {%- endmacro %}
 
-{% macro default__record_incremental_run() -%}
+{% macro default__record_incremental_run(model_name) -%}
     insert into {{ incremental_runs_relation() }} (model_name, last_run_started_at)
-    values ('{{ this.identifier }}', {{ run_timestamp() }})
+    values ('{{ model_name }}', {{ run_timestamp() }})
     on conflict (model_name) do update set last_run_started_at = excluded.last_run_started_at
 {%- endmacro %}
 
 {# Spark: one row appended per successful run (readers take the newest): Iceberg appends from
    models built side by side (dbt threads) never conflict, where two MERGEs into the one small
    table would (copy-on-write rewrites its only file) #}
-{% macro spark__record_incremental_run() -%}
+{% macro spark__record_incremental_run(model_name) -%}
     insert into {{ incremental_runs_relation() }} (model_name, last_run_started_at)
-    values ('{{ this.identifier }}', {{ run_timestamp() }})
+    values ('{{ model_name }}', {{ run_timestamp() }})
 {%- endmacro %}
 
 {# a filter condition that applies only to incremental runs ('true' on a full build) #}
@@ -275,19 +275,8 @@
     {%- if is_incremental() -%}
         select 1
     {%- else -%}
-        {{ adapter.dispatch('record_full_build', 'clickstream_analytics')() }}
+        {{ record_incremental_run(this.identifier ~ ' (full build)') }}
     {%- endif -%}
-{%- endmacro %}
-
-{% macro default__record_full_build() -%}
-    insert into {{ incremental_runs_relation() }} (model_name, last_run_started_at)
-    values ('{{ this.identifier }} (full build)', {{ run_timestamp() }})
-    on conflict (model_name) do update set last_run_started_at = excluded.last_run_started_at
-{%- endmacro %}
-
-{% macro spark__record_full_build() -%}
-    insert into {{ incremental_runs_relation() }} (model_name, last_run_started_at)
-    values ('{{ this.identifier }} (full build)', {{ run_timestamp() }})
 {%- endmacro %}
 
 {# true on an incremental run when `upstream` (a model name) was built in full after this model
@@ -344,4 +333,11 @@
    from scratch) #}
 {% macro when_incremental_adding(adding, condition) -%}
     {%- if adding -%}{{ condition }}{%- else -%}true{%- endif -%}
+{%- endmacro %}
+
+{# the join condition of two relations on the same columns (an aggregate's cell key) #}
+{% macro columns_equal(left, right, columns) -%}
+    {%- for column in columns -%}
+        {{ ' and ' if not loop.first }}{{ left }}.{{ column }} = {{ right }}.{{ column }}
+    {%- endfor -%}
 {%- endmacro %}

@@ -2,12 +2,13 @@
     empty first build on Spark once left fact_events empty for good, every test passing, because
     the staged events and fact_events were equally empty). Checks the raw lines loaded since the
     start of the last build that succeeded and before this build started (raw.load_runs, written
-    by the loader and by the Spark build; nothing before the first good build): every one has been staged, and every valid one (not a
-    bot, var exclude_bots) has its event_id in fact_events. A failure names how many lines went
-    missing, and fails the build, so the run summary and the data-health bar say so. It reads the
-    raw table itself, not the staged events, and only the window's lines (the raw table's
-    loaded_at index): a cycle's cost, and after failed builds the window grows until one passes.
-    Runs in every build, on both engines. -#}
+    by the loader and by the Spark build; nothing before the first good build): as many staged
+    lines as raw ones, and every valid one (not a bot, var exclude_bots) has its event_id in
+    fact_events. A failure names how many lines went missing, and fails the build, so the run
+    summary and the data-health bar say so. It counts the raw table itself (the staged events
+    may be what is broken), and only the window's lines (the raw table's loaded_at index): a
+    cycle's cost, and after failed builds the window grows until one passes. Runs in every
+    build, on both engines. -#}
 {%- set window_since = none -%}
 {%- set window_until = none -%}
 {%- if execute -%}
@@ -25,22 +26,21 @@
     the reconciliation with raw (tag full_scan: in a full build, the daily full check and every
     Spark build). Reading every raw line here cost 785 s in the first build of a 12 M-line
     history (bench/cycles.py) -#}
-{%- set first_build = window_since is none -%}
-{%- set since_literal = timestamp_literal(window_since) if not first_build else run_timestamp_floor() -%}
-{#- the build the loader (or the Spark build) marked running; a dbt build by hand: its own start -#}
-{%- set until_literal = timestamp_literal(window_until) if window_until is not none else run_timestamp() -%}
+{#- the window ends at the build the loader (or the Spark build) marked running; a dbt build by
+    hand: its own start -#}
+{%- if window_since is none -%}
+    {%- set in_window = '1 = 0' -%}
+{%- else -%}
+    {%- set in_window = 'loaded_at > ' ~ timestamp_literal(window_since) ~ ' and loaded_at < '
+        ~ (timestamp_literal(window_until) if window_until is not none else run_timestamp()) -%}
+{%- endif -%}
 
 with
 
 new_raw_lines as (
     select count(*) as raw_lines
     from {{ source('clickstream', 'clickstream_events') }}
-    where
-        loaded_at > {{ since_literal }}
-        and loaded_at < {{ until_literal }}
-        {% if first_build -%}
-            and 1 = 0
-        {%- endif %}
+    where {{ in_window }}
 ),
 
 staged_lines as (
@@ -49,12 +49,7 @@ staged_lines as (
         is_valid,
         is_bot
     from {{ ref('stg_clickstream__events') }}
-    where
-        loaded_at > {{ since_literal }}
-        and loaded_at < {{ until_literal }}
-        {% if first_build -%}
-            and 1 = 0
-        {%- endif %}
+    where {{ in_window }}
 ),
 
 {#- counts, not a join of the raw lines with the staged ones: staging is row by row (one staged

@@ -66,11 +66,7 @@ final as (
     from new_counts
     {% if adding -%}
         left join counted
-            on
-                new_counts.event_hour = counted.event_hour
-                and new_counts.event_name = counted.event_name
-                and new_counts.device_type = counted.device_type
-                and new_counts.traffic_source = counted.traffic_source
+            on {{ columns_equal('new_counts', 'counted', cell) }}
     {%- endif %}
 )
 

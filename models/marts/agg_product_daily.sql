@@ -84,39 +84,20 @@ purchase_counts as (
     {#- the cells this run changes, as counted so far: those with new views or adds to cart, and
         every cell of a date whose purchases are recounted -#}
     counted as (
-        select
-            already_counted.event_date,
-            already_counted.product_id,
-            already_counted.device_type,
-            already_counted.traffic_source,
-            already_counted.views,
-            already_counted.add_to_carts,
-            already_counted.purchases,
-            already_counted.orders,
-            already_counted.revenue,
-            1 as purchases_recounted
-        from {{ this }} as already_counted
-        where already_counted.event_date in (select purchase_dates.ordered_date from purchase_dates)
-        union all
-        select
-            already_counted.event_date,
-            already_counted.product_id,
-            already_counted.device_type,
-            already_counted.traffic_source,
-            already_counted.views,
-            already_counted.add_to_carts,
-            already_counted.purchases,
-            already_counted.orders,
-            already_counted.revenue,
-            0 as purchases_recounted
-        from {{ this }} as already_counted
-        inner join new_event_counts
-            on
-                already_counted.event_date = new_event_counts.event_date
-                and already_counted.product_id = new_event_counts.product_id
-                and already_counted.device_type = new_event_counts.device_type
-                and already_counted.traffic_source = new_event_counts.traffic_source
-        where already_counted.event_date not in (select purchase_dates.ordered_date from purchase_dates)
+        {% for recounted in [true, false] -%}
+            {% if not loop.first %}union all{% endif %}
+            select
+                already_counted.*,
+                {{ 1 if recounted else 0 }} as purchases_recounted
+            from {{ this }} as already_counted
+            {% if recounted -%}
+                where already_counted.event_date in (select purchase_dates.ordered_date from purchase_dates)
+            {%- else -%}
+                inner join new_event_counts
+                    on {{ columns_equal('already_counted', 'new_event_counts', cell) }}
+                where already_counted.event_date not in (select purchase_dates.ordered_date from purchase_dates)
+            {%- endif %}
+        {% endfor %}
     ),
 
     cells as (
@@ -156,23 +137,11 @@ purchase_counts as (
             {{ run_timestamp() }} as dbt_updated_at
         from cells
         left join counted
-            on
-                cells.event_date = counted.event_date
-                and cells.product_id = counted.product_id
-                and cells.device_type = counted.device_type
-                and cells.traffic_source = counted.traffic_source
+            on {{ columns_equal('cells', 'counted', cell) }}
         left join new_event_counts
-            on
-                cells.event_date = new_event_counts.event_date
-                and cells.product_id = new_event_counts.product_id
-                and cells.device_type = new_event_counts.device_type
-                and cells.traffic_source = new_event_counts.traffic_source
+            on {{ columns_equal('cells', 'new_event_counts', cell) }}
         left join purchase_counts
-            on
-                cells.event_date = purchase_counts.event_date
-                and cells.product_id = purchase_counts.product_id
-                and cells.device_type = purchase_counts.device_type
-                and cells.traffic_source = purchase_counts.traffic_source
+            on {{ columns_equal('cells', 'purchase_counts', cell) }}
     )
 {%- else -%}
     final as (
@@ -189,11 +158,7 @@ purchase_counts as (
             {{ run_timestamp() }} as dbt_updated_at
         from new_event_counts
         full outer join purchase_counts
-            on
-                new_event_counts.event_date = purchase_counts.event_date
-                and new_event_counts.product_id = purchase_counts.product_id
-                and new_event_counts.device_type = purchase_counts.device_type
-                and new_event_counts.traffic_source = purchase_counts.traffic_source
+            on {{ columns_equal('new_event_counts', 'purchase_counts', cell) }}
     )
 {%- endif %}
 

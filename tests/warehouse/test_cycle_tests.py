@@ -165,4 +165,4 @@ def test_the_guard_reads_no_raw_line_before_the_first_good_build(built):
     """The fixture's build was the first (no good build in raw.load_runs): the guard compared
     nothing (the reconciliation with raw checks a first build), instead of every raw line."""
     (guard,) = [r for r in run_results(built) if r["unique_id"].split(".")[2] == GUARD_TEST]
-    assert guard["status"] == "pass" and "and 1 = 0" in guard["compiled_code"]
+    assert guard["status"] == "pass" and "where 1 = 0" in guard["compiled_code"]
