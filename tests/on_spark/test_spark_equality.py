@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -213,6 +214,23 @@ def _json_value(value):
     return value
 
 
+@dataclass
+class Built:
+    """What the module's fixture built and read, for the tests to compare."""
+
+    pg_marts: dict  # the PostgreSQL marts (after a full refresh), by mart
+    spark_marts: dict  # the Spark marts, published into PostgreSQL
+    pg_incremental: dict  # the PostgreSQL marts as built incrementally, before that refresh
+    answers: dict  # the validation queries' rows on Spark
+    after_rerun: dict  # each fingerprinted mart's (rows, newest write) on Spark after the rerun
+    pg: dict  # the PostgreSQL build's environment
+    on_spark: dict  # the environment the Spark marts were published with
+    generated: int  # events generated
+    raw_reads: dict  # the killed batch's objects, raw lines read twice, the manifest
+    spark: dict  # the Spark build's environment, its arguments and put_object (for later builds)
+    build_output: str  # what the build with nothing new printed
+
+
 @pytest.fixture(scope="module")
 def both_engines(make_database, dbt, tmp_path_factory, s3_endpoint):
     """Both warehouses built from one raw bucket on the test S3 server: PostgreSQL through the
@@ -329,16 +347,24 @@ def both_engines(make_database, dbt, tmp_path_factory, s3_endpoint):
         "read_twice": {key: (int(lines), int(copies)) for key, lines, copies in twice},
         "manifest": [(key, int(events)) for key, events in manifest],
     }
-    raw_reads["pg_incremental"] = pg_incremental
-    raw_reads["spark"] = {"env": senv, "build": build, "put_object": put_object}
-    raw_reads["build_output"] = nothing_new.stdout + nothing_new.stderr
-    return snapshot(pg), snapshot(on_spark), answers, after_rerun, pg, on_spark, len(events), raw_reads
+    return Built(
+        pg_marts=snapshot(pg),
+        spark_marts=snapshot(on_spark),
+        pg_incremental=pg_incremental,
+        answers=answers,
+        after_rerun=after_rerun,
+        pg=pg,
+        on_spark=on_spark,
+        generated=len(events),
+        raw_reads=raw_reads,
+        spark={"env": senv, "build": build, "put_object": put_object},
+        build_output=nothing_new.stdout + nothing_new.stderr,
+    )
 
 
 @pytest.mark.parametrize("mart", sorted(MARTS))
 def test_every_mart_equal_row_for_row(both_engines, mart):
-    on_pg, on_spark, *_ = both_engines
-    expected, actual = on_pg[mart], on_spark[mart]
+    expected, actual = both_engines.pg_marts[mart], both_engines.spark_marts[mart]
     assert expected, f"analytics.{mart} is empty on PostgreSQL: nothing compared"
     expected_set, actual_set = set(expected), set(actual)
     missing = [r for r in expected if r not in actual_set]
@@ -352,16 +378,15 @@ def test_postgres_incremental_builds_equal_a_fresh_build(both_engines, mart):
     """PostgreSQL's marts after an empty first build, a batch, a build with nothing new and a
     second batch equal a full refresh over the same raw lines (which the Spark marts are
     compared with above)."""
-    fresh, *_rest, raw_reads = both_engines
-    incremental = raw_reads["pg_incremental"][mart]
-    assert fresh[mart], f"analytics.{mart} is empty: nothing compared"
-    assert (len(incremental), incremental[:3]) == (len(fresh[mart]), fresh[mart][:3])
-    assert incremental == fresh[mart]
+    fresh, incremental = both_engines.pg_marts[mart], both_engines.pg_incremental[mart]
+    assert fresh, f"analytics.{mart} is empty: nothing compared"
+    assert (len(incremental), incremental[:3]) == (len(fresh), fresh[:3])
+    assert incremental == fresh
 
 
 def test_the_data_is_the_production_shape(both_engines):
     """The comparison covers what it claims: ~100k events, late and messy rows, rejects."""
-    *_rest, pg, _on_spark, generated, _raw_reads = both_engines
+    pg, generated = both_engines.pg, both_engines.generated
     from warehouse import rawdata
 
     [(events,)] = rawdata.query(pg, "select count(*) from analytics.fact_events")
@@ -378,7 +403,7 @@ def test_a_rerun_with_nothing_new_changes_nothing(both_engines):
     """The published marts are the state before the rerun: same rows, no row rewritten."""
     from warehouse import rawdata
 
-    _on_pg, _snap, _answers, after_rerun, _pg, on_spark, _n, _raw_reads = both_engines
+    after_rerun, on_spark = both_engines.after_rerun, both_engines.on_spark
     for mart in FINGERPRINTED:
         [(rows, newest)] = rawdata.query(
             on_spark,
@@ -389,7 +414,7 @@ def test_a_rerun_with_nothing_new_changes_nothing(both_engines):
 
 
 def test_validation_queries_verbatim_on_spark(both_engines):
-    _on_pg, _snap, answers, _after, pg, _on_spark, _n, _raw_reads = both_engines
+    answers, pg = both_engines.answers, both_engines.pg
     for query in QUERIES:
         on_pg = psql(pg, query)
         on_spark = answers[query]
@@ -408,7 +433,7 @@ def test_the_killed_run_had_committed_its_events_but_not_the_manifest(both_engin
     """The second batch's first Spark run was killed between its events' commit and the
     manifest: the run after it read the batch's objects again, so each of their event lines is
     in Spark's raw table twice (and no other line is), and the manifest holds every object once."""
-    *_rest, raw_reads = both_engines
+    raw_reads = both_engines.raw_reads
     manifest = raw_reads["manifest"]
     assert len({key for key, _events in manifest}) == len(manifest), "an object is in the manifest twice"
     batch = set(raw_reads["killed_batch"])
@@ -420,8 +445,7 @@ def test_the_killed_run_had_committed_its_events_but_not_the_manifest(both_engin
 
 def test_the_build_logs_each_dbt_node_once(both_engines):
     """The loader's line per node (dbt runs --quiet: its own progress lines would repeat each)."""
-    *_rest, raw_reads = both_engines
-    output = raw_reads["build_output"]
+    output = both_engines.build_output
     assert output.count("dbt model fact_events: success") == 1, output[-3000:]
     assert "OK created" not in output and "model analytics.fact_events" not in output, output[-3000:]
 
@@ -433,8 +457,7 @@ def test_a_build_whose_new_lines_never_reach_fact_events_fails(both_engines):
     fixture's snapshots), on the Spark warehouse alone (no publish)."""
     from warehouse import rawdata
 
-    *_rest, raw_reads = both_engines
-    on_spark = raw_reads["spark"]
+    on_spark = both_engines.spark
     spark(
         on_spark["env"],
         "sql",
