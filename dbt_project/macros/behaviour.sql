@@ -75,7 +75,7 @@
    pre-hook first deletes every key the run recomputes (on PostgreSQL in the model's
    transaction; on Spark a commit of its own: a run killed after it recomputes the same keys).
    keys_sql: the select of those keys (the model filters on the same select).
-   Usage: config(pre_hook="{{ delete_recomputed_keys('cohort_week', retention_touched_weeks()) }}") #}
+   Usage: config(pre_hook="{{ delete_recomputed_keys('order_id', attribution_touched_orders()) }}") #}
 {% macro delete_recomputed_keys(column, keys_sql) -%}
     {%- if is_incremental() -%}
         delete from {{ this }} where {{ column }} in ({{ keys_sql }})
@@ -84,20 +84,33 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# the users with sessions rewritten in fact_sessions since this model's last run (a new or
-   late session, a stitched identity) #}
-{% macro behaviour_touched_users() -%}
-    select changed_rows.user_key
-    from {{ ref('fact_sessions') }} as changed_rows
-    where changed_rows.dbt_updated_at > {{ run_watermark() }}
+{# int_retention_users post-hook: its current rows by cell, which agg_retention_weekly counts
+   (an index-only count: the cell's key is the whole index) #}
+{% macro ensure_retention_cell_index() -%}
+    {{ ensure_indexes([
+        {
+            'columns': 'cohort_kind, cohort_week, device_type, traffic_source, weeks_since',
+            'where': 'is_current',
+            'indexdef': 'USING btree (cohort_kind, cohort_week, device_type, traffic_source, weeks_since) WHERE is_current',
+        },
+    ]) }}
 {%- endmacro %}
 
-{# agg_retention_weekly's keys to recompute: every week in which a touched user had a session
-   (the user's old and new cohort weeks are among them, and the cohort a return adds to) #}
-{% macro retention_touched_weeks() -%}
-    select distinct {{ week_start('user_sessions.session_date') }} as cohort_week
-    from {{ ref('fact_sessions') }} as user_sessions
-    where user_sessions.user_key in ({{ behaviour_touched_users() }})
+{# agg_retention_weekly post-hook: the rows of cohorts its run left without a user (every user
+   of the cohort moved to an earlier one, or was stitched to another user) #}
+{% macro delete_emptied_cohorts() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where cohort_users = 0
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{# agg_retention_weekly post-hook: int_retention_users' tombstones (rows a user no longer has)
+   written up to this run, whose cells it has recounted #}
+{% macro delete_read_tombstones(retention_users) -%}
+    delete from {{ retention_users }}
+    where not is_current and dbt_updated_at <= {{ run_timestamp() }}
 {%- endmacro %}
 
 {# fact_attribution's keys to recompute: the orders a rewritten session can change. A session

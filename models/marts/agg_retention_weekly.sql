@@ -8,51 +8,130 @@
     - purchasers: the cohort is the week of the user's first purchase; retained = bought
       again (a session with a purchase) in that week (week 0 is the cohort itself).
     Every cohort has a row for each week from its own to the newest week with sessions
-    (retained_users 0 when nobody came back; up to 999 weeks). Incremental by cohort week: the
-    users with sessions rewritten in fact_sessions since the last run (a new or late session, a
-    stitched identity) name every week they had a session in, and the cohorts of those weeks
-    are recomputed whole: a user's old and new cohort weeks are both among them (a late first
-    session moves a user to an earlier cohort; a stitched guest's sessions are the user's now),
-    and so is the cohort a return adds to. When the newest week has moved on, every cohort is
-    recomputed (each gets that week's row). A pre-hook deletes the touched weeks first, so a
-    cohort its only user left loses its rows. -#}
+    (retained_users 0 when nobody came back; up to 999 weeks). A cell counts the current rows
+    of int_retention_users with its key (week 0's count is the cohort's size).
+    Incremental by cell: the cells of the int_retention_users rows written since the last run
+    (a user's new week, a user who moved to another cohort or left one: its tombstone) are
+    recounted through that table's cell index, and the rows of their cohorts are written
+    again with the new cohort size; when the newest week moves on, every cohort gets its new
+    weeks' rows. A cycle costs the cells its users changed, not the history. A cohort left
+    with no user loses its rows (post-hook); the tombstones read are removed. After a rebuild
+    of int_retention_users alone it counts everything again. -#}
+{%- set cell = ['cohort_kind', 'cohort_week', 'device_type', 'traffic_source', 'weeks_since'] -%}
+{%- set cohort = ['cohort_kind', 'cohort_week', 'device_type', 'traffic_source'] -%}
+{%- set counting = is_incremental() and not upstream_rebuilt_since_this('int_retention_users') -%}
 {{ config(
-    pre_hook="{{ delete_recomputed_keys('cohort_week', retention_touched_weeks()) }}",
-    **replace_by_key_on_spark('cohort_week')
+    unique_key=cell,
+    pre_hook="{{ delete_all_when_upstream_rebuilt('int_retention_users') }}",
+    post_hook=[
+        "{{ delete_emptied_cohorts() }}",
+        "{{ delete_read_tombstones(ref('int_retention_users')) }}",
+    ],
 ) }}
 
 with
 
-sessions as (
-    select
-        session_id,
-        user_key,
-        session_start_at,
-        session_date,
-        device_type,
-        traffic_source,
-        has_purchase
-    from {{ ref('fact_sessions') }}
+{% if counting -%}
+changed_cells as (
+    select distinct
+        changed.cohort_kind,
+        changed.cohort_week,
+        changed.device_type,
+        changed.traffic_source,
+        changed.weeks_since
+    from {{ ref('int_retention_users') }} as changed
+    where changed.dbt_updated_at > {{ run_watermark() }}
 ),
 
-activity_weeks as (
-    select distinct
-        sessions.user_key,
-        {{ week_start('sessions.session_date') }} as activity_week,
-        'visitors' as cohort_kind
-    from sessions
-    union all
-    select distinct
-        sessions.user_key,
-        {{ week_start('sessions.session_date') }} as activity_week,
-        'purchasers' as cohort_kind
-    from sessions
-    where sessions.has_purchase
+cell_counts as (
+    select
+        changed_cells.cohort_kind,
+        changed_cells.cohort_week,
+        changed_cells.device_type,
+        changed_cells.traffic_source,
+        changed_cells.weeks_since,
+        count(counted.weeks_since) as retained_users
+    from changed_cells
+    left join {{ ref('int_retention_users') }} as counted
+        on
+            {{ columns_equal('changed_cells', 'counted', cell) }}
+            and counted.is_current
+    group by 1, 2, 3, 4, 5
 ),
+
+previous_cohorts as (
+    select
+        previous.cohort_kind,
+        previous.cohort_week,
+        previous.device_type,
+        previous.traffic_source,
+        max(previous.cohort_users) as cohort_users,
+        max(previous.weeks_since) as weeks_held
+    from {{ this }} as previous
+    group by 1, 2, 3, 4
+),
+{% else %}
+    cell_counts as (
+        select
+            counted.cohort_kind,
+            counted.cohort_week,
+            counted.device_type,
+            counted.traffic_source,
+            counted.weeks_since,
+            count(*) as retained_users
+        from {{ ref('int_retention_users') }} as counted
+        where counted.is_current
+        group by 1, 2, 3, 4, 5
+    ),
+{% endif %}
 
 newest_week as (
-    select max(activity_weeks.activity_week) as activity_week
-    from activity_weeks
+    select max(active.activity_week) as activity_week
+    from {{ ref('int_retention_users') }} as active
+    where active.is_current
+),
+
+-- the cohorts whose rows are written: those of the recounted cells, and every cohort whose
+-- newest row is short of the newest week
+cohorts_to_write as (
+    select distinct
+        cell_counts.cohort_kind,
+        cell_counts.cohort_week,
+        cell_counts.device_type,
+        cell_counts.traffic_source
+    from cell_counts
+    {%- if counting %}
+    union
+    select
+        previous_cohorts.cohort_kind,
+        previous_cohorts.cohort_week,
+        previous_cohorts.device_type,
+        previous_cohorts.traffic_source
+    from previous_cohorts
+    cross join newest_week
+    where
+        {{ weeks_between('previous_cohorts.cohort_week', 'newest_week.activity_week') }}
+        > previous_cohorts.weeks_held
+    {%- endif %}
+),
+
+cohort_sizes as (
+    select
+        cohorts_to_write.*,
+        {%- if counting %}
+        coalesce(week_zero.retained_users, previous_cohorts.cohort_users, 0) as cohort_users
+        {%- else %}
+            coalesce(week_zero.retained_users, 0) as cohort_users
+        {%- endif %}
+    from cohorts_to_write
+    left join cell_counts as week_zero
+        on
+            {{ columns_equal('cohorts_to_write', 'week_zero', cohort) }}
+            and week_zero.weeks_since = 0
+    {%- if counting %}
+    left join previous_cohorts
+        on {{ columns_equal('cohorts_to_write', 'previous_cohorts', cohort) }}
+    {%- endif %}
 ),
 
 digits as (
@@ -84,103 +163,6 @@ week_numbers as (
     cross join digits as hundreds
 ),
 
-cohort_sessions as (
-    select
-        sessions.user_key,
-        sessions.session_date,
-        sessions.device_type,
-        sessions.traffic_source,
-        'visitors' as cohort_kind,
-        row_number() over (
-            partition by sessions.user_key
-            order by sessions.session_start_at, sessions.session_id
-        ) as session_number
-    from sessions
-    union all
-    select
-        sessions.user_key,
-        sessions.session_date,
-        sessions.device_type,
-        sessions.traffic_source,
-        'purchasers' as cohort_kind,
-        row_number() over (
-            partition by sessions.user_key
-            order by sessions.session_start_at, sessions.session_id
-        ) as session_number
-    from sessions
-    where sessions.has_purchase
-),
-
-all_cohorts as (
-    select
-        cohort_sessions.cohort_kind,
-        cohort_sessions.user_key,
-        {{ week_start('cohort_sessions.session_date') }} as cohort_week,
-        cohort_sessions.device_type,
-        cohort_sessions.traffic_source
-    from cohort_sessions
-    where cohort_sessions.session_number = 1
-),
-
-{% if is_incremental() -%}
-previous_reach as (
-    select
-        previous.cohort_week,
-        max(previous.weeks_since) as weeks_since
-    from {{ this }} as previous
-    where previous.cohort_week = (select min(first_cohort.cohort_week) from {{ this }} as first_cohort)
-    group by previous.cohort_week
-),
-
-touched_weeks as (
-    {{ retention_touched_weeks() }}
-    union
-    select all_cohorts.cohort_week
-    from all_cohorts
-    cross join newest_week
-    cross join previous_reach
-    where
-        {{ weeks_between('previous_reach.cohort_week', 'newest_week.activity_week') }}
-        > previous_reach.weeks_since
-),
-{%- endif %}
-
-cohorts as (
-    select all_cohorts.*
-    from all_cohorts
-    where
-        {{ when_incremental(
-            'all_cohorts.cohort_week in (select touched_weeks.cohort_week from touched_weeks)'
-        ) }}
-),
-
-cohort_sizes as (
-    select
-        cohorts.cohort_kind,
-        cohorts.cohort_week,
-        cohorts.device_type,
-        cohorts.traffic_source,
-        count(*) as cohort_users
-    from cohorts
-    group by 1, 2, 3, 4
-),
-
-returns_per_week as (
-    select
-        cohorts.cohort_kind,
-        cohorts.cohort_week,
-        cohorts.device_type,
-        cohorts.traffic_source,
-        {{ weeks_between('cohorts.cohort_week', 'activity_weeks.activity_week') }} as weeks_since,
-        count(*) as retained_users
-    from cohorts
-    inner join activity_weeks
-        on
-            cohorts.user_key = activity_weeks.user_key
-            and cohorts.cohort_kind = activity_weeks.cohort_kind
-    group by 1, 2, 3, 4, 5
-),
-
 triangle as (
     select
         cohort_sizes.cohort_kind,
@@ -203,16 +185,19 @@ final as (
         triangle.traffic_source,
         cast(triangle.weeks_since as integer) as weeks_since,
         cast(triangle.cohort_users as bigint) as cohort_users,
-        cast(coalesce(returns_per_week.retained_users, 0) as bigint) as retained_users,
+        {%- if counting %}
+        cast(coalesce(cell_counts.retained_users, previous.retained_users, 0) as bigint) as retained_users,
+        {%- else %}
+            cast(coalesce(cell_counts.retained_users, 0) as bigint) as retained_users,
+        {%- endif %}
         {{ run_timestamp() }} as dbt_updated_at
     from triangle
-    left join returns_per_week
-        on
-            triangle.cohort_kind = returns_per_week.cohort_kind
-            and triangle.cohort_week = returns_per_week.cohort_week
-            and triangle.device_type = returns_per_week.device_type
-            and triangle.traffic_source = returns_per_week.traffic_source
-            and triangle.weeks_since = returns_per_week.weeks_since
+    left join cell_counts
+        on {{ columns_equal('triangle', 'cell_counts', cell) }}
+    {%- if counting %}
+    left join {{ this }} as previous
+        on {{ columns_equal('triangle', 'previous', cell) }}
+    {%- endif %}
 )
 
 select * from final

@@ -487,14 +487,21 @@ def written(env) -> dict[str, list[tuple]]:
     }
 
 
-def rewritten_keys(before: list[tuple], after: list[tuple], key: int) -> tuple[set, set, set]:
-    """Between two `written` snapshots of one mart (``key``: the index of its key column): the
-    keys whose rows were all kept with their write time, those with rows written since, and
-    those whose rows are gone."""
+def rewritten_keys(before: list[tuple], after: list[tuple], key: int | slice) -> tuple[set, set, set]:
+    """Between two `written` snapshots of one mart (``key``: the index of its key column, or a
+    slice of its key columns): the keys whose rows were all kept with their write time, those
+    with rows written since, and those whose rows are gone."""
+
+    def key_of(row: tuple):
+        return row[key]
+
     kept = {row[:-1]: row[-1] for row in before}
-    keys = {row[key] for row in after}
-    untouched = {k for k in keys if all(kept.get(r[:-1]) == r[-1] for r in after if r[key] == k)}
-    return untouched, keys - untouched, {row[key] for row in before} - keys
+    keys = {key_of(row) for row in after}
+    untouched = {k for k in keys if all(kept.get(r[:-1]) == r[-1] for r in after if key_of(r) == k)}
+    return untouched, keys - untouched, {key_of(row) for row in before} - keys
+
+
+COHORT = slice(0, 4)  # agg_retention_weekly's cohort: kind, week, device, source
 
 
 def test_incremental_equals_full_refresh(behaviour_warehouse, dbt):
@@ -523,11 +530,29 @@ def test_incremental_equals_full_refresh(behaviour_warehouse, dbt):
         == newest_week(first["agg_retention_weekly"])
         == "2026-03-23"
     )
-    # retention recomputed the weeks of alice's sessions (2, 9 and 23 March: the last one is
-    # gone) and of eve's (2 March); carol's cohort of 26 January and bob's purchase of 16 March
-    # kept their rows
-    changes = rewritten_keys(first["agg_retention_weekly"], second["agg_retention_weekly"], key=1)
-    assert changes == ({"2026-01-26", "2026-03-16"}, {"2026-03-02", "2026-03-09"}, {"2026-03-23"})
+    # retention rewrote the cohorts whose cells alice's users changed: the guest anon-a's
+    # cohort of 2 March is alice's now (same size; she adds weeks 1 and 3), her purchaser
+    # cohort is 9 March; the two cohorts of 23 March lost their only user. Every other
+    # cohort (eve's late event changes no cell) kept its rows
+    changes = rewritten_keys(first["agg_retention_weekly"], second["agg_retention_weekly"], key=COHORT)
+    assert changes == (
+        {
+            ("visitors", "2026-01-26", "desktop", "bing"),
+            ("visitors", "2026-03-02", "mobile", "facebook"),
+            ("visitors", "2026-03-09", "tablet", "newsletter"),
+            ("purchasers", "2026-03-02", "desktop", "google"),
+            ("purchasers", "2026-03-09", "tablet", "newsletter"),
+            ("purchasers", "2026-03-16", "mobile", "(direct)"),
+        },
+        {
+            ("visitors", "2026-03-02", "desktop", "google"),
+            ("purchasers", "2026-03-09", "desktop", "newsletter"),
+        },
+        {
+            ("visitors", "2026-03-23", "desktop", "(direct)"),
+            ("purchasers", "2026-03-23", "desktop", "(direct)"),
+        },
+    )
     # attribution recomputed alice's orders (o-a1, new; o-a2, now of three touches)
     changes = rewritten_keys(first["fact_attribution"], second["fact_attribution"], key=0)
     assert changes == ({"o-b1", "o-c1", "o-d1"}, {"o-a1", "o-a2"}, set())
@@ -538,6 +563,7 @@ def test_incremental_equals_full_refresh(behaviour_warehouse, dbt):
         "--full-refresh",
         "--select",
         "+agg_paths_daily",
+        "int_retention_users",
         "agg_retention_weekly",
         "fact_attribution",
     )
@@ -573,11 +599,27 @@ def test_a_late_earlier_session_moves_cohorts_and_touches_incrementally(make_dat
     before_late = written(env)
     dbt(env, "build")
     after_late = written(env)
-    # only bob's keys were recomputed: the weeks he had a session in (23 February, 2 March;
-    # 16 March, his old purchaser cohort, is gone) and his orders (o-b0, new; o-b1); every
-    # other row kept its write time
-    changes = rewritten_keys(before_late["agg_retention_weekly"], after_late["agg_retention_weekly"], key=1)
-    assert changes == ({"2026-01-26", "2026-03-09"}, {"2026-02-23", "2026-03-02"}, {"2026-03-16"})
+    # only bob's keys were recomputed: his two new cohorts of 23 February, his old ones (the
+    # visitors of 2 March on mobile from facebook, the purchasers of 16 March: he was their
+    # only user) are gone, and his orders (o-b0, new; o-b1); every other row kept its write time
+    changes = rewritten_keys(
+        before_late["agg_retention_weekly"], after_late["agg_retention_weekly"], key=COHORT
+    )
+    assert changes == (
+        {
+            ("visitors", "2026-01-26", "desktop", "bing"),
+            ("visitors", "2026-03-02", "desktop", "google"),
+            ("visitors", "2026-03-09", "tablet", "newsletter"),
+            ("purchasers", "2026-03-02", "desktop", "google"),
+            ("purchasers", "2026-03-09", "desktop", "newsletter"),
+            ("purchasers", "2026-03-09", "tablet", "newsletter"),
+        },
+        {("visitors", "2026-02-23", "mobile", "bing"), ("purchasers", "2026-02-23", "mobile", "bing")},
+        {
+            ("visitors", "2026-03-02", "mobile", "facebook"),
+            ("purchasers", "2026-03-16", "mobile", "(direct)"),
+        },
+    )
     changes = rewritten_keys(before_late["fact_attribution"], after_late["fact_attribution"], key=0)
     assert changes == ({"o-a1", "o-a2", "o-c1", "o-d1"}, {"o-b0", "o-b1"}, set())
     incremental = {mart: rawdata.query(env, q) for mart, q in BEHAVIOUR_QUERIES.items()}
@@ -596,6 +638,7 @@ def test_a_late_earlier_session_moves_cohorts_and_touches_incrementally(make_dat
         "--full-refresh",
         "--select",
         "agg_paths_daily",
+        "int_retention_users",
         "agg_retention_weekly",
         "fact_attribution",
     )
