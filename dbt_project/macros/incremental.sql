@@ -181,9 +181,13 @@
     {{ column }} in ({{ subquery }})
 {%- endmacro %}
 
-{# column is one of a short list of values a subquery returns (the loads of a run: tens),
-   compared with an index: on postgres the list is built once (an array from an init plan) so
-   the index on column is used whatever the planner guesses of the subquery #}
+{# column is one of the values a subquery returns, looked up through an index on column: a
+   short list (the loads of a run: tens), or a cycle's keys (its touched sessions, users and
+   orders: thousands) where the planner, guessing their number from the rows changed upstream,
+   would rather hash them against a scan of the whole table. On postgres the list is built
+   once (an array from an init plan) and the index on column is used whatever the planner
+   guesses of the subquery: one index descent per key. Only for an indexed column: without an
+   index each row would be compared with the whole array. #}
 {% macro in_short_list(column, subquery) -%}
     {{ return(adapter.dispatch('in_short_list', 'clickstream_analytics')(column, subquery)) }}
 {%- endmacro %}

@@ -84,3 +84,13 @@
         {%- endif -%}
     {%- endfor -%}
 {%- endmacro %}
+
+{# in_touched_keys for one column with an index (fact_events.session_id, fact_sessions.session_id):
+   each touched key is looked up through that index (in_short_list: an array built once, one
+   index descent per key, whatever the planner guesses). With the semi-join of in_touched_keys
+   the planner guesses the number of keys from the upstream rows changed: at 10 days of
+   1 M/day history it guessed 17,018 sessions for 2,869 and read all of fact_events (12 M rows:
+   7 s a cycle in fact_sessions, 5 s in int_user_sessions). Spark: a plain semi-join. #}
+{% macro in_touched_keys_by_index(touched, column) -%}
+    {{ when_incremental(in_short_list(column, 'select ' ~ touched ~ '.' ~ column.split('.')[-1] ~ ' from ' ~ touched)) }}
+{%- endmacro %}

@@ -42,7 +42,7 @@ session_identities as (
         session_events.anonymous_id,
         session_events.user_id
     from {{ ref('fact_events') }} as session_events
-    where {{ in_subquery('session_events.session_id', 'select rewritten_sessions.session_id from rewritten_sessions') }}
+    where {{ in_short_list('session_events.session_id', 'select rewritten_sessions.session_id from rewritten_sessions') }}
 ),
 
 touched_users as (
@@ -70,7 +70,7 @@ sessions as (
         traffic_source,
         has_purchase
     from {{ ref('fact_sessions') }}
-    where {{ when_incremental(in_subquery('user_key', 'select touched_users.user_key from touched_users')) }}
+    where {{ when_incremental(in_short_list('user_key', 'select touched_users.user_key from touched_users')) }}
 ),
 
 cohort_sessions as (
@@ -155,7 +155,7 @@ previous_rows as (
     from {{ this }} as previous
     where
         previous.is_current
-        and {{ in_subquery('previous.user_key', 'select touched_users.user_key from touched_users') }}
+        and {{ in_short_list('previous.user_key', 'select touched_users.user_key from touched_users') }}
 ),
 
 changed_rows as (

@@ -51,13 +51,13 @@ events as (
 sessions_to_build as (
     select sessions.*
     from sessions
-    where {{ in_touched_keys('touched_sessions', 'sessions.session_id') }}
+    where {{ in_touched_keys_by_index('touched_sessions', 'sessions.session_id') }}
 ),
 
 session_events as (
     select events.*
     from events
-    where {{ in_touched_keys('touched_sessions', 'events.session_id') }}
+    where {{ in_touched_keys_by_index('touched_sessions', 'events.session_id') }}
 ),
 
 events_as_steps as (

@@ -26,7 +26,7 @@ purchases as (
     where
         event_name = 'purchase'
         and order_id is not null
-        and {{ when_incremental('order_id in (' ~ user_orders_touched() ~ ')') }}
+        and {{ when_incremental(in_short_list('order_id', user_orders_touched())) }}
 ),
 
 final as (

@@ -32,7 +32,7 @@ events as (
         device_type,
         traffic_source
     from {{ ref('fact_events') }}
-    where {{ when_incremental('session_id in (' ~ user_sessions_touched() ~ ')') }}
+    where {{ when_incremental(in_short_list('session_id', user_sessions_touched())) }}
 ),
 
 ranked_events as (

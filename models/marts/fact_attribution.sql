@@ -36,7 +36,7 @@ purchases as (
     where
         event_name = 'purchase'
         and order_id is not null
-        and {{ when_incremental('order_id in (select touched_orders.order_id from touched_orders)') }}
+        and {{ when_incremental(in_short_list('order_id', 'select touched_orders.order_id from touched_orders')) }}
 ),
 
 first_purchase_of_each_order as (

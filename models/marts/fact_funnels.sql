@@ -32,7 +32,7 @@ events as (
     from {{ ref('fact_events') }}
     where
         event_name in ('{{ steps | join("', '") }}')
-        and {{ in_touched_keys('touched_sessions', 'session_id') }}
+        and {{ in_touched_keys_by_index('touched_sessions', 'session_id') }}
 ),
 
 funnel_events as (

@@ -35,7 +35,7 @@ events as (
 session_events as (
     select events.*
     from events
-    where {{ in_touched_keys('touched_sessions', 'events.session_id') }}
+    where {{ in_touched_keys_by_index('touched_sessions', 'events.session_id') }}
 ),
 
 ranked_events as (
