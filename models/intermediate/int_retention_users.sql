@@ -158,26 +158,34 @@ previous_rows as (
         and {{ in_short_list('previous.user_key', 'select touched_users.user_key from touched_users') }}
 ),
 
-changed_rows as (
+-- a row on one side only changed: new (current) or gone (a tombstone). Grouped, not
+-- anti-joined: with the planner guessing a few rows per side, the anti-joins ran as nested
+-- loops (6,277 x 4,542 rows compared: 2.6 s a cycle at 10 days of 1 M/day)
+both_sides as (
     select
         user_rows.*,
-        true as is_current
+        1 as is_new
     from user_rows
-    where not exists (
-        select 1
-        from previous_rows
-        where {{ columns_equal('previous_rows', 'user_rows', row_key) }}
-    )
     union all
     select
         previous_rows.*,
-        false as is_current
+        0 as is_new
     from previous_rows
-    where not exists (
-        select 1
-        from user_rows
-        where {{ columns_equal('user_rows', 'previous_rows', row_key) }}
-    )
+),
+
+changed_rows as (
+    select
+        both_sides.user_key,
+        both_sides.cohort_kind,
+        both_sides.activity_week,
+        both_sides.cohort_week,
+        both_sides.device_type,
+        both_sides.traffic_source,
+        both_sides.weeks_since,
+        max(both_sides.is_new) = 1 as is_current
+    from both_sides
+    group by 1, 2, 3, 4, 5, 6, 7
+    having count(*) = 1
 ),
 {% else %}
     changed_rows as (

@@ -65,35 +65,6 @@ ranked_events as (
     from session_events
 ),
 
-first_events as (
-    select
-        ranked_events.session_id,
-        ranked_events.anonymous_id,
-        ranked_events.user_key,
-        ranked_events.device_type,
-        ranked_events.traffic_source,
-        ranked_events.traffic_medium,
-        ranked_events.traffic_campaign
-    from ranked_events
-    where ranked_events.event_number = 1
-),
-
-first_identified_events as (
-    select
-        ranked_events.session_id,
-        ranked_events.user_id
-    from ranked_events
-    where ranked_events.identified_rank = 1
-),
-
-landing_pages as (
-    select
-        ranked_events.session_id,
-        ranked_events.page_path as landing_page_path
-    from ranked_events
-    where ranked_events.landing_rank = 1
-),
-
 orders_per_session as (
     select
         session_events.session_id,
@@ -113,25 +84,37 @@ session_revenue as (
     group by 1
 ),
 
+{# one pass over the ranked events: the first event's, the first identified event's and the
+   landing page's columns picked by their ranks, beside the totals. (As three filtered copies
+   of ranked_events joined back, the planner, guessing a few sessions, ran nested loops over
+   them: 14 s for 3,001 sessions at 10 days of 1 M/day.) #}
 session_totals as (
     select
-        session_events.session_id,
-        min(session_events.event_at) as session_start_at,
-        max(session_events.event_at) as session_end_at,
+        ranked_events.session_id,
+        max(case when ranked_events.event_number = 1 then ranked_events.anonymous_id end) as anonymous_id,
+        max(case when ranked_events.event_number = 1 then ranked_events.user_key end) as first_user_key,
+        max(case when ranked_events.event_number = 1 then ranked_events.device_type end) as device_type,
+        max(case when ranked_events.event_number = 1 then ranked_events.traffic_source end) as traffic_source,
+        max(case when ranked_events.event_number = 1 then ranked_events.traffic_medium end) as traffic_medium,
+        max(case when ranked_events.event_number = 1 then ranked_events.traffic_campaign end) as traffic_campaign,
+        max(case when ranked_events.identified_rank = 1 then ranked_events.user_id end) as first_user_id,
+        max(case when ranked_events.landing_rank = 1 then ranked_events.page_path end) as landing_page_path,
+        min(ranked_events.event_at) as session_start_at,
+        max(ranked_events.event_at) as session_end_at,
         count(*) as events,
-        sum(case when session_events.event_name = 'page_view' then 1 else 0 end) as page_views,
-        sum(case when session_events.event_name = 'product_view' then 1 else 0 end) as product_views,
-        sum(case when session_events.event_name = 'add_to_cart' then 1 else 0 end) as add_to_carts,
-        max(session_events.inserted_at) as facts_changed_at
-    from session_events
+        sum(case when ranked_events.event_name = 'page_view' then 1 else 0 end) as page_views,
+        sum(case when ranked_events.event_name = 'product_view' then 1 else 0 end) as product_views,
+        sum(case when ranked_events.event_name = 'add_to_cart' then 1 else 0 end) as add_to_carts,
+        max(ranked_events.inserted_at) as facts_changed_at
+    from ranked_events
     group by 1
 ),
 
 final as (
     select
         session_totals.session_id,
-        coalesce(first_identified_events.user_id, first_events.user_key) as user_key,
-        first_events.anonymous_id,
+        coalesce(session_totals.first_user_id, session_totals.first_user_key) as user_key,
+        session_totals.anonymous_id,
         session_totals.session_start_at,
         session_totals.session_end_at,
         {{ utc_date('session_totals.session_start_at') }} as session_date,
@@ -141,11 +124,11 @@ final as (
         cast(session_totals.page_views as integer) as page_views,
         cast(session_totals.product_views as integer) as product_views,
         cast(session_totals.add_to_carts as integer) as add_to_carts,
-        landing_pages.landing_page_path,
-        first_events.device_type,
-        first_events.traffic_source,
-        first_events.traffic_medium,
-        first_events.traffic_campaign,
+        session_totals.landing_page_path,
+        session_totals.device_type,
+        session_totals.traffic_source,
+        session_totals.traffic_medium,
+        session_totals.traffic_campaign,
         session_totals.events = 1 as is_bounce,
         session_revenue.session_id is not null as has_purchase,
         cast(coalesce(session_revenue.orders, 0) as integer) as orders,
@@ -153,12 +136,6 @@ final as (
         session_totals.facts_changed_at,
         {{ run_timestamp() }} as dbt_updated_at
     from session_totals
-    inner join first_events
-        on session_totals.session_id = first_events.session_id
-    inner join first_identified_events
-        on session_totals.session_id = first_identified_events.session_id
-    inner join landing_pages
-        on session_totals.session_id = landing_pages.session_id
     left join session_revenue
         on session_totals.session_id = session_revenue.session_id
 )
