@@ -3,7 +3,8 @@
 (tag ``full_scan``: raw reconciled with fact_events, product totals) among them. The 15-minute
 cycles test only the rows they wrote, so this is where an old row gone wrong shows. Its result
 is a row of ``raw.full_checks``, shown on the dashboards' data-health bar; a failing check never
-stops the cycles. It holds the build lock while it runs, so it never reads marts half-built."""
+stops the cycles. It holds the build lock while it runs, so it never reads marts half-built.
+A passed check then trims raw when RAW_TABLE_RETENTION_DAYS is set (``loader.trim``)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class CheckSummary:
     failed_tests: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    trim: dict | None = None  # what the trim after a passed check removed (RAW_TABLE_RETENTION_DAYS)
 
     @property
     def ok(self) -> bool:
@@ -108,6 +110,15 @@ def run_full_check(settings: Settings, *, wait_seconds: float | None = None) -> 
             summary.warnings,
             extra={"failed_tests": summary.failed_tests[:20]},
         )
+        if summary.ok and settings.raw_table_retention_days is not None:
+            # only after a passed check: it has just shown that the marts hold these lines
+            from loader.trim import trim_raw
+
+            try:
+                summary.trim = trim_raw(settings, conn=conn).result()
+            except Exception as exc:  # a failed trim leaves raw as it was; the check stands
+                log.exception("Trim after the full check failed: %s", exc)
+                summary.trim = {"status": "failed", "reason": str(exc)}
         return summary
     finally:
         summary.seconds = round(time.monotonic() - started, 3)

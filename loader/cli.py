@@ -1,4 +1,4 @@
-"""``python -m loader load|check|status|schedule``."""
+"""``python -m loader load|check|trim|restore|status|schedule``."""
 
 from __future__ import annotations
 
@@ -84,6 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true", help="print the check's summary as JSON on stdout")
 
+    trim = sub.add_parser(
+        "trim",
+        help="remove from raw.clickstream_events the lines of loads older than RAW_TABLE_RETENTION_DAYS"
+        " that the marts hold (the daily full check does it after it passes)",
+    )
+    trim.add_argument(
+        "--days", type=_positive, help="days of raw lines to keep (default $RAW_TABLE_RETENTION_DAYS)"
+    )
+    trim.add_argument("--dry-run", action="store_true", help="count the loads that would go; remove nothing")
+    trim.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+    restore = sub.add_parser(
+        "restore",
+        help="copy the objects of trimmed loads from the bucket into raw again (before a --full-refresh)",
+    )
+    restore.add_argument(
+        "--source", help="s3://bucket/prefix or a local directory (default: s3://$RAW_BUCKET/$RAW_PREFIX)"
+    )
+    restore.add_argument(
+        "--since",
+        type=_moment(False),
+        help="list the bucket from here (default: the oldest trimmed object's hour)",
+    )
+    restore.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
     status = sub.add_parser("status", help="last runs, events loaded, rejects, lag")
     status.add_argument("--runs", type=int, default=10)
     status.add_argument("--json", action="store_true")
@@ -147,6 +172,53 @@ def _run_check(settings: Settings, as_json: bool) -> int:
         text = f"full check {summary.status}: {summary.tests} tests, {summary.failures} failed"
         if summary.failed_tests:
             text += " (" + ", ".join(summary.failed_tests[:10]) + ")"
+        if summary.trim:
+            trim = summary.trim
+            text += f"; trim {trim['status']}: {trim.get('loads', 0)} loads, {trim.get('lines', 0):,} lines"
+        print(text + f" in {summary.seconds:.1f}s", file=sys.stderr)
+    return EXIT_OK if summary.ok else EXIT_RUN_FAILED
+
+
+def _run_trim(settings: Settings, args) -> int:
+    from loader.trim import trim_raw
+
+    if args.days is None and settings.raw_table_retention_days is None:
+        log.error("Nothing to trim by: set RAW_TABLE_RETENTION_DAYS or give --days")
+        return EXIT_FATAL
+    try:
+        summary = trim_raw(settings, days=args.days, dry_run=args.dry_run)
+    except LoaderError as exc:
+        log.error("Trim failed: %s", exc)
+        return EXIT_FATAL
+    if args.json:
+        print(json.dumps(summary.result(), default=str))
+    else:
+        text = f"trim {summary.status}: {summary.loads} loads, {summary.lines:,} lines, {summary.objects} objects"
+        if summary.reason:
+            text += f" ({summary.reason})"
+        if summary.kept_since:
+            text += f"; raw keeps lines since {summary.kept_since}"
+        print(text + f" in {summary.seconds:.1f}s", file=sys.stderr)
+    return EXIT_OK if summary.status != "skipped" else EXIT_RUN_FAILED
+
+
+def _run_restore(settings: Settings, args) -> int:
+    from loader.trim import restore_raw
+
+    try:
+        summary = restore_raw(settings, source=args.source, since=args.since)
+    except (LoaderError, SettingsError) as exc:
+        log.error("Restore failed: %s", exc)
+        return EXIT_FATAL
+    if args.json:
+        print(json.dumps(summary.result(), default=str))
+    else:
+        text = (
+            f"restore {summary.status}: {summary.loads} loads back ({summary.objects} objects,"
+            f" {summary.events:,} events copied)"
+        )
+        if summary.loads_left:
+            text += f"; {summary.loads_left} trimmed loads still missing"
         print(text + f" in {summary.seconds:.1f}s", file=sys.stderr)
     return EXIT_OK if summary.ok else EXIT_RUN_FAILED
 
@@ -231,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "schedule":
         return _schedule(settings, args)
+
+    if args.command == "trim":
+        return _run_trim(settings, args)
+
+    if args.command == "restore":
+        return _run_restore(settings, args)
 
     if args.command == "check":
         try:

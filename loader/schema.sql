@@ -83,3 +83,31 @@ create table if not exists raw.full_checks (
     error text
 );
 create index if not exists full_checks_started_at_idx on raw.full_checks (started_at);
+
+-- one row per load whose raw lines were removed from raw.clickstream_events once the warehouse
+-- held them (python -m loader trim, RAW_TABLE_RETENTION_DAYS): the bucket keeps the objects, and
+-- python -m loader restore copies them back (a full refresh refuses to run while a row is here)
+create table if not exists raw.trimmed_loads (
+    loaded_at timestamptz primary key,
+    lines bigint not null,
+    objects integer not null,
+    trimmed_at timestamptz not null default now()
+);
+-- the objects whose lines a trim removed (one row per object and load)
+create table if not exists raw.trimmed_objects (
+    bucket text not null,
+    object_key text not null,
+    load_id uuid not null,
+    trimmed_loaded_at timestamptz not null,
+    lines bigint not null
+);
+create index if not exists trimmed_objects_loaded_at_idx on raw.trimmed_objects (trimmed_loaded_at);
+
+-- the objects of trimmed loads that python -m loader restore is copying back (out of the
+-- manifest until they are loaded again)
+create table if not exists raw.restoring_objects (
+    bucket text not null,
+    object_key text not null,
+    trimmed_loaded_at timestamptz not null,
+    primary key (bucket, object_key)
+);

@@ -29,6 +29,7 @@ class Settings:
     build_margin_seconds: float = 300.0
     build_wait_seconds: float = 120.0
     full_check_hours: float = 24.0
+    raw_table_retention_days: float | None = None
 
     @property
     def default_source(self) -> str:
@@ -67,4 +68,9 @@ class Settings:
             build_margin_seconds=number("LOADER_BUILD_MARGIN_SECONDS", "300", float, minimum=0),
             build_wait_seconds=number("LOADER_BUILD_WAIT_SECONDS", "120", float, minimum=0),
             full_check_hours=number("LOADER_FULL_CHECK_HOURS", "24", float, minimum=0.001),
+            raw_table_retention_days=(
+                number("RAW_TABLE_RETENTION_DAYS", "", float, minimum=1)
+                if env.get("RAW_TABLE_RETENTION_DAYS", "").strip()
+                else None
+            ),
         )

@@ -1,6 +1,9 @@
-{#- Reconciliation: the distinct event_ids among valid raw lines equal the rows of fact_events
-    plus the bots it leaves out (var exclude_bots). Returns a row (a failure) when they differ.
-    It reads every raw line: tagged so a frequent build can skip it (--exclude tag:full_scan). -#}
+{#- Reconciliation: every distinct event_id among valid raw lines is a row of fact_events (but
+    the bots it leaves out, var exclude_bots), and every row of fact_events is such an event_id.
+    Loads trimmed from raw once the marts held them (raw.trimmed_loads, python -m loader trim)
+    are the exception: their rows stay in fact_events, their lines are in the bucket only.
+    Returns a row (a failure) with the counts when they differ. It reads every raw line: tagged
+    so a frequent build can skip it (the daily full check runs it). -#}
 {{ config(tags=['full_scan']) }}
 
 with
@@ -28,30 +31,49 @@ ranked_copies as (
     from valid_lines
 ),
 
-expected as (
-    select
-        count(*) as distinct_valid_event_ids,
-        sum(case when ranked_copies.is_bot then 1 else 0 end) as bot_event_ids
+expected_events as (
+    select ranked_copies.event_id
     from ranked_copies
-    where ranked_copies.copy_number = 1
+    where
+        ranked_copies.copy_number = 1
+        {% if var('exclude_bots') -%}
+            and not ranked_copies.is_bot
+        {%- endif %}
 ),
 
-actual as (
-    select count(*) as fact_events_rows
-    from {{ ref('fact_events') }}
+missing as (
+    select count(*) as events_missing_from_fact_events
+    from expected_events
+    where not exists (
+        select 1
+        from {{ ref('fact_events') }} as fact_events
+        where fact_events.event_id = expected_events.event_id
+    )
+),
+
+unexpected as (
+    select count(*) as fact_events_rows_not_in_raw
+    from {{ ref('fact_events') }} as fact_events
+    where
+        not exists (
+            select 1
+            from expected_events
+            where expected_events.event_id = fact_events.event_id
+        )
+        and not exists (
+            select 1
+            from {{ trimmed_raw_loads() }} as trimmed_loads
+            where trimmed_loads.loaded_at = fact_events.loaded_at
+        )
 ),
 
 final as (
     select
-        expected.distinct_valid_event_ids,
-        expected.bot_event_ids,
-        actual.fact_events_rows
-    from expected
-    cross join actual
-    where
-        expected.distinct_valid_event_ids
-        != actual.fact_events_rows
-        {% if var('exclude_bots') %} + coalesce(expected.bot_event_ids, 0){% endif %}
+        missing.events_missing_from_fact_events,
+        unexpected.fact_events_rows_not_in_raw
+    from missing
+    cross join unexpected
+    where missing.events_missing_from_fact_events > 0 or unexpected.fact_events_rows_not_in_raw > 0
 )
 
 select * from final

@@ -13,6 +13,7 @@
     )
 }}
 
+{{ refuse_full_build_of_trimmed_raw() }}
 with
 
 raw_lines as (

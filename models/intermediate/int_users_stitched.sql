@@ -12,6 +12,7 @@
 {{ config(post_hook="{{ record_incremental_run() }}") }}
 -- depends_on: {{ ref('int_raw_loads') }}
 
+{{ refuse_full_build_of_trimmed_raw() }}
 with
 
 identified_events as (

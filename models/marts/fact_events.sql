@@ -20,6 +20,7 @@
 ]) }}
 -- depends_on: {{ ref('int_raw_loads') }}
 
+{{ refuse_full_build_of_trimmed_raw() }}
 with
 
 staged_events as (

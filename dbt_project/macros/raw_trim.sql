@@ -1,0 +1,34 @@
+{#- Raw lines trimmed from raw.clickstream_events (python -m loader trim, RAW_TABLE_RETENTION_DAYS)
+    live on in the bucket and in the marts, not in raw. A model that reads raw's history calls
+    this at its top: a full build of it (--full-refresh, or the table dropped) while
+    raw.trimmed_loads has rows would rebuild it from what raw still holds and drop the rest of
+    the history, so it stops the build with what to do instead. Incremental runs go on, and so do
+    unit tests (their inputs are fixtures, not raw). -#}
+{% macro refuse_full_build_of_trimmed_raw() %}
+    {%- if execute and target.type == 'postgres' and model.resource_type == 'model' and not is_incremental() -%}
+        {%- set trims = adapter.get_relation(database=target.database, schema='raw', identifier='trimmed_loads') -%}
+        {%- if trims is not none -%}
+            {%- set found = run_query(
+                "select count(*), min(loaded_at), max(loaded_at) from raw.trimmed_loads"
+            ) -%}
+            {%- set row = found.rows[0] -%}
+            {%- if row[0] > 0 -%}
+                {{ exceptions.raise_compiler_error(
+                    "A full build of " ~ this.identifier ~ " would drop history: raw.clickstream_events no"
+                    ~ " longer holds the lines of " ~ row[0] ~ " loads (loaded " ~ row[1] ~ " to " ~ row[2]
+                    ~ ", trimmed after the marts held them: RAW_TABLE_RETENTION_DAYS). Copy them back from"
+                    ~ " the bucket first: python -m loader restore, then build with --full-refresh."
+                ) }}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endif -%}
+{% endmacro %}
+
+{#- The loads trimmed from raw (none on Spark): a relation with one column, loaded_at. -#}
+{% macro trimmed_raw_loads() %}
+    {%- if target.type == 'postgres' -%}
+        (select loaded_at from {{ source('clickstream', 'trimmed_loads') }})
+    {%- else -%}
+        (select cast(null as timestamp) as loaded_at where 1 = 0)
+    {%- endif -%}
+{% endmacro %}
