@@ -1,6 +1,7 @@
 """Entry point of the Lambda ``clickstream-etl-lambda`` (run by the EventBridge rule
 ``clickstream-etl-schedule``): any payload runs one load-then-build; ``{"run": "full_check"}``
-(the daily schedule ``clickstream-etl-full-check``) runs the full check (``loader.check``).
+(the daily schedule ``clickstream-etl-full-check``) runs the full check (``loader.check``), and
+``{"run": "restore"}`` copies the loads trimmed from raw back from the bucket (``loader.trim``).
 
 The load stops taking new objects when what is left of the invocation falls below
 ``LOADER_BUILD_MARGIN_SECONDS`` (kept for the dbt build); the objects left are loaded by the
@@ -48,6 +49,17 @@ def run(event: dict | None = None, context=None) -> dict:
             log.error("Full check failed: %s", exc)
             return {"check_id": "", "status": "failed", "error": str(exc)}
         return check.result()
+    if isinstance(event, dict) and event.get("run") == "restore":
+        # copies trimmed loads back from the bucket (before a full refresh); resumable: invoke
+        # it again until its status is "restored" or "nothing"
+        from loader.trim import restore_raw
+
+        budget = Budget.lambda_context(context, 60) if context is not None else None
+        try:
+            return restore_raw(settings, budget=budget).result()
+        except LoaderError as exc:
+            log.error("Restore failed: %s", exc)
+            return {"status": "failed", "error": str(exc)}
     budget = Budget.lambda_context(context, settings.build_margin_seconds) if context is not None else None
     try:
         summary = run_load(settings, budget=budget)
@@ -61,6 +73,6 @@ def run(event: dict | None = None, context=None) -> dict:
 def handler(event, context) -> dict:
     result = run(event, context)
     log.info("Run summary", extra={"summary": result})
-    if result["status"] not in ("succeeded", "passed"):
+    if result["status"] not in ("succeeded", "passed", "restored", "nothing"):
         raise EtlRunFailed(json.dumps(result, default=str))
     return result

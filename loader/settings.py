@@ -68,9 +68,10 @@ class Settings:
             build_margin_seconds=number("LOADER_BUILD_MARGIN_SECONDS", "300", float, minimum=0),
             build_wait_seconds=number("LOADER_BUILD_WAIT_SECONDS", "120", float, minimum=0),
             full_check_hours=number("LOADER_FULL_CHECK_HOURS", "24", float, minimum=0.001),
+            # unset, empty or 0: raw keeps every line
             raw_table_retention_days=(
                 number("RAW_TABLE_RETENTION_DAYS", "", float, minimum=1)
-                if env.get("RAW_TABLE_RETENTION_DAYS", "").strip()
+                if env.get("RAW_TABLE_RETENTION_DAYS", "").strip() not in ("", "0")
                 else None
             ),
         )

@@ -193,7 +193,7 @@ def _key_hour(key: str) -> datetime | None:
 
 
 def restore_raw(
-    settings: Settings, *, source: str | None = None, since: datetime | None = None
+    settings: Settings, *, source: str | None = None, since: datetime | None = None, budget=None
 ) -> RestoreSummary:
     """Copy the objects of every trimmed load from the bucket into raw again (as new loads, no
     build) and clear the loads that are whole again. Resumable: killed midway, run it again."""
@@ -241,6 +241,7 @@ def restore_raw(
                 until=datetime.now(UTC),
                 build=False,
                 progress=Progress(False),
+                budget=budget,
             )
             summary.objects = loaded.objects
             summary.events = loaded.events

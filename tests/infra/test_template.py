@@ -447,6 +447,9 @@ def test_etl_lambda_image_in_the_vpc(resources, defaults):
     # the loader stops taking objects in time for the build: the margin is well inside the timeout
     assert env["LOADER_BUILD_MARGIN_SECONDS"] == {"Ref": "EtlBuildMarginSeconds"}
     assert 0 < int(defaults["EtlBuildMarginSeconds"]) < int(defaults["EtlTimeoutSeconds"])
+    # the landing table keeps built lines some days (the daily check trims them); the bucket keeps them longer
+    assert env["RAW_TABLE_RETENTION_DAYS"] == {"Ref": "RawTableRetentionDays"}
+    assert 1 <= int(defaults["RawTableRetentionDays"]) < int(defaults["RawRetentionDays"])
     invoke = props["EventInvokeConfig"]
     assert 0 <= invoke["MaximumRetryAttempts"] <= 2
     assert invoke["DestinationConfig"]["OnFailure"] == {
