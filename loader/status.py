@@ -50,6 +50,13 @@ def read_status(runs: int = 10) -> dict:
                 row = cur.fetchone()
                 if row:
                     full_check = dict(zip(("started_at", "status", "tests", "failures"), row, strict=True))
+            trimmed = None
+            cur.execute("select to_regclass('raw.trimmed_loads') is not null")
+            if cur.fetchone()[0]:
+                cur.execute("select count(*), coalesce(sum(lines), 0), max(loaded_at) from raw.trimmed_loads")
+                loads, lines, newest_trimmed = cur.fetchone()
+                if loads:
+                    trimmed = {"loads": loads, "lines": int(lines), "loaded_before": newest_trimmed}
         conn.rollback()
     finally:
         conn.close()
@@ -68,6 +75,7 @@ def read_status(runs: int = 10) -> dict:
         "marts_behind": raw_loaded_at is not None
         and (marts_data_at is None or raw_loaded_at > marts_data_at),
         "full_check": full_check,
+        "raw_trimmed": trimmed,
         "runs": recent,
     }
 
@@ -107,6 +115,13 @@ def format_status(status: dict) -> str:
             f" ({status['full_check']['tests']} tests, {status['full_check']['failures']} failed)"
             if status.get("full_check")
             else "not run yet (python -m loader check)"
+        ),
+        "raw table:        "
+        + (
+            f"{status['raw_trimmed']['loads']:,} loads trimmed ({status['raw_trimmed']['lines']:,} lines, loaded"
+            f" up to {_fmt_time(status['raw_trimmed']['loaded_before'])} UTC: in the bucket and the marts)"
+            if status.get("raw_trimmed")
+            else "every loaded line"
         ),
         "",
         f"{'started (UTC)':<20} {'status':<10} {'objects':>8} {'events':>10} {'rejects':>8} "

@@ -77,6 +77,8 @@ def test_trim_keeps_the_marts_whole_and_restore_brings_raw_back(
     assert query("select count(*), sum(lines), sum(objects) from raw.trimmed_loads") == [(2, lines, 3)]
     assert events(query) == built, "trimming raw never touches the marts"
     assert query("select count(*) from raw.load_manifest") == [(3,)], "the manifest still knows the objects"
+    status = run_cli("status")
+    assert f"2 loads trimmed ({lines:,} lines" in status.stdout, status.stdout
 
     # a load no build has seen yet is never trimmed, however old: a resent event of the first
     # object among its lines, and new traffic
@@ -135,6 +137,7 @@ def test_trim_keeps_the_marts_whole_and_restore_brings_raw_back(
     assert events(query) == with_late
     assert check(run_cli, dbt_paths)["status"] == "passed"
 
+    assert "raw table:        every loaded line" in run_cli("status").stdout
     again = run_cli("restore", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["status"] == "nothing"
 
