@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from ingest.budget import RETRY_AFTER_SECONDS, BudgetExhausted, Deadline, StorageUnavailable
 from ingest.destinations import Destinations
-from ingest.privacy import client_ip, truncate_ip
+from ingest.privacy import client_ip, scrub_event_urls, truncate_ip
 from ingest.settings import Settings
 from ingest.storage import ndjson_line, object_key
 from ingest.validation import event_errors
@@ -127,14 +127,21 @@ def rfc3339_utc(at: datetime) -> str:
 
 
 def sort_events(
-    events: list[Any], received_at: str, ip_prefix: str | None, max_event_bytes: int | None = None
+    events: list[Any],
+    received_at: str,
+    ip_prefix: str | None,
+    max_event_bytes: int | None = None,
+    pii_query_keys: frozenset[str] = frozenset(),
 ) -> Outcome:
     """Validate each event: accepted ones get received_at (and the truncated IP), rejected ones
-    keep their index, reason and the original event. With ``max_event_bytes`` (Firehose's record
-    limit) an event larger than that as stored is rejected too, with its size as the reason."""
+    keep their index, reason and the event as sent. Both lose the ``pii_query_keys`` parameters
+    of their page URL, path and referrer (``privacy.scrub_url``). With ``max_event_bytes``
+    (Firehose's record limit) an event larger than that as stored is rejected too, with its size
+    as the reason."""
     outcome = Outcome()
-    for index, event in enumerate(events):
-        reasons = event_errors(event)
+    for index, sent in enumerate(events):
+        reasons = event_errors(sent)
+        event = scrub_event_urls(sent, pii_query_keys)
         if reasons:
             outcome.rejected.append({"index": index, "reason": "; ".join(reasons), "event": event})
             continue
@@ -239,7 +246,9 @@ def handle_http_event(
     at = (now or datetime.now(UTC)).astimezone(UTC)
     received_at = rfc3339_utc(at)
     ip = client_ip(http.get("sourceIp"), headers.get("x-forwarded-for"))
-    outcome = sort_events(events, received_at, truncate_ip(ip), destinations.max_event_bytes)
+    outcome = sort_events(
+        events, received_at, truncate_ip(ip), destinations.max_event_bytes, settings.pii_query_keys
+    )
     try:
         written = store(outcome, settings, destinations, at, request_id, received_at, deadline)
     except StorageUnavailable as exc:

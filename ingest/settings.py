@@ -5,8 +5,11 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from ingest.privacy import DEFAULT_PII_QUERY_KEYS
 
 DEFAULT_CORS_ALLOWED_ORIGINS = ("http://localhost:8080",)
 MAX_EVENTS_PER_REQUEST = 500
@@ -54,6 +57,21 @@ def _count(env: Mapping[str, str], name: str, default: int, minimum: int, maximu
     return value
 
 
+def _pii_keys(text: str) -> frozenset[str]:
+    """INGEST_PII_QUERY_KEYS: unset or empty -> the documented default list; ``none`` -> strip
+    nothing; else the comma-separated keys (case-insensitive)."""
+    text = text.strip()
+    if not text:
+        return frozenset(DEFAULT_PII_QUERY_KEYS)
+    if text.lower() == "none":
+        return frozenset()
+    keys = frozenset(k.strip().lower() for k in text.split(",") if k.strip())
+    bad = sorted(k for k in keys if not re.fullmatch(r"[a-z0-9_.\-\[\]]+", k))
+    if bad:
+        raise SettingsError(f"INGEST_PII_QUERY_KEYS: not a query-string key: {', '.join(bad)}")
+    return keys
+
+
 @dataclass(frozen=True)
 class Settings:
     raw_bucket: str
@@ -73,6 +91,8 @@ class Settings:
     time_margin_seconds: float = DEFAULT_TIME_MARGIN_SECONDS
     attempt_timeout_seconds: float = DEFAULT_ATTEMPT_TIMEOUT_SECONDS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # query-string keys stripped from page URLs and referrers before storing (lower case)
+    pii_query_keys: frozenset[str] = frozenset(DEFAULT_PII_QUERY_KEYS)
 
     @property
     def mode(self) -> str:
@@ -105,6 +125,7 @@ class Settings:
                 env, "INGEST_ATTEMPT_TIMEOUT_SECONDS", DEFAULT_ATTEMPT_TIMEOUT_SECONDS, 0.25
             ),
             max_attempts=_count(env, "INGEST_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 10),
+            pii_query_keys=_pii_keys(env.get("INGEST_PII_QUERY_KEYS", "")),
         )
 
 

@@ -502,6 +502,7 @@ def test_ingest_lambda_and_http_api(resources, defaults):
         "REJECTED_PREFIX": "rejected/",
         "INGEST_TIME_BUDGET_SECONDS": "8",
         "CORS_ALLOWED_ORIGINS": {"Ref": "AllowedCorsOrigin"},
+        "INGEST_PII_QUERY_KEYS": {"Ref": "PiiQueryKeys"},
     }
     api = resources["IngestApi"]["Properties"]
     assert api["ProtocolType"] == "HTTP"

@@ -31,6 +31,7 @@ def ingest_env(s3_env, monkeypatch) -> dict[str, str]:
         "INGEST_TIME_MARGIN_SECONDS",
         "INGEST_ATTEMPT_TIMEOUT_SECONDS",
         "INGEST_MAX_ATTEMPTS",
+        "INGEST_PII_QUERY_KEYS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
