@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ingest.budget import RETRY_AFTER_SECONDS, BudgetExhausted, Deadline, StorageUnavailable
+from ingest.cookieless import make_cookieless, request_signals, wants_cookieless
 from ingest.destinations import Destinations
 from ingest.privacy import client_ip, scrub_event_urls, truncate_ip
 from ingest.settings import Settings
@@ -164,6 +165,43 @@ def sort_events(
     return outcome
 
 
+def protect(
+    outcome: Outcome,
+    signals: list[str],
+    settings: Settings,
+    destinations: Destinations,
+    at: datetime,
+    ip_prefix: str | None,
+    headers: dict[str, str],
+    deadline: Deadline,
+) -> dict[str, int]:
+    """Privacy signals and cookieless events (ingest/cookieless.py), in place: with a signal
+    and INGEST_PRIVACY_SIGNALS=drop the accepted events are dropped; otherwise the events of a
+    request with a signal, and those the tracker marks cookieless, get the day's visitor and
+    session ids instead of their own. A rejected event's copy loses its identifiers too."""
+    marked = [e for e in outcome.accepted if signals or wants_cookieless(e)]
+    counts: dict[str, int] = {}
+    if signals:
+        for r in outcome.rejected:
+            if isinstance(r["event"], dict):
+                r["event"] = {
+                    k: v for k, v in r["event"].items() if k not in ("anonymous_id", "session_id", "user_id")
+                }
+    if not marked:
+        return counts
+    if signals and settings.privacy_signals == "drop":
+        counts["dropped"] = len(outcome.accepted)
+        outcome.accepted = []
+        return counts
+    salt = destinations.salts.salt(at.date(), deadline)
+    outcome.accepted = [
+        make_cookieless(e, salt, ip_prefix, headers) if (signals or wants_cookieless(e)) else e
+        for e in outcome.accepted
+    ]
+    counts["cookieless"] = len(marked)
+    return counts
+
+
 def store(
     outcome: Outcome,
     settings: Settings,
@@ -246,10 +284,13 @@ def handle_http_event(
     at = (now or datetime.now(UTC)).astimezone(UTC)
     received_at = rfc3339_utc(at)
     ip = client_ip(http.get("sourceIp"), headers.get("x-forwarded-for"))
+    ip_prefix = truncate_ip(ip)
     outcome = sort_events(
-        events, received_at, truncate_ip(ip), destinations.max_event_bytes, settings.pii_query_keys
+        events, received_at, ip_prefix, destinations.max_event_bytes, settings.pii_query_keys
     )
+    signals = request_signals(headers)
     try:
+        privacy = protect(outcome, signals, settings, destinations, at, ip_prefix, headers, deadline)
         written = store(outcome, settings, destinations, at, request_id, received_at, deadline)
     except StorageUnavailable as exc:
         slow = isinstance(exc, BudgetExhausted)
@@ -282,6 +323,8 @@ def handle_http_event(
         "rejected": len(outcome.rejected),
         "rejections": [{"index": r["index"], "reason": r["reason"]} for r in outcome.rejected],
     }
+    if privacy:  # "cookieless": events counted without their own ids; "dropped": not stored at all
+        result.update(privacy)
     logger.info(
         "events stored",
         extra={
@@ -291,6 +334,7 @@ def handle_http_event(
             "accepted": result["accepted"],
             "rejected": result["rejected"],
             "mode": settings.mode,
+            **privacy,
             **written,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         },

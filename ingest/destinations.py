@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from ingest.cookieless import SaltStore
 from ingest.firehose import FirehoseWriter
 from ingest.settings import Settings
 from ingest.storage import S3Writer
@@ -19,6 +20,7 @@ from ingest.storage import S3Writer
 class Destinations:
     s3: S3Writer
     firehose: FirehoseWriter | None = None
+    salts: SaltStore | None = None
 
     @property
     def max_event_bytes(self) -> int | None:
@@ -30,4 +32,5 @@ class Destinations:
 def get_destinations(settings: Settings) -> Destinations:
     """The process's destinations for these settings."""
     firehose = FirehoseWriter(settings) if settings.firehose_stream_name else None
-    return Destinations(s3=S3Writer(settings), firehose=firehose)
+    s3 = S3Writer(settings)
+    return Destinations(s3=s3, firehose=firehose, salts=SaltStore(settings, s3.client))

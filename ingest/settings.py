@@ -72,6 +72,13 @@ def _pii_keys(text: str) -> frozenset[str]:
     return keys
 
 
+def _privacy_signals(text: str) -> str:
+    value = text.strip().lower() or "cookieless"
+    if value not in ("cookieless", "drop"):
+        raise SettingsError(f"INGEST_PRIVACY_SIGNALS must be cookieless or drop, not {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     raw_bucket: str
@@ -93,6 +100,8 @@ class Settings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     # query-string keys stripped from page URLs and referrers before storing (lower case)
     pii_query_keys: frozenset[str] = frozenset(DEFAULT_PII_QUERY_KEYS)
+    # a request with Sec-GPC: 1 or DNT: 1: its events stored "cookieless" (ingest/cookieless.py) or "drop"ped
+    privacy_signals: str = "cookieless"
 
     @property
     def mode(self) -> str:
@@ -126,6 +135,7 @@ class Settings:
             ),
             max_attempts=_count(env, "INGEST_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 10),
             pii_query_keys=_pii_keys(env.get("INGEST_PII_QUERY_KEYS", "")),
+            privacy_signals=_privacy_signals(env.get("INGEST_PRIVACY_SIGNALS", "")),
         )
 
 

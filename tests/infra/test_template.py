@@ -246,7 +246,7 @@ def test_raw_bucket_encrypted_private_and_expiring(resources):
 def test_raw_bucket_policy_denies_plain_http(resources):
     policy = resources["RawBucketPolicy"]["Properties"]
     assert policy["Bucket"] == {"Ref": "RawBucket"}
-    (deny,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    (deny,) = [s for s in policy["PolicyDocument"]["Statement"] if s.get("Sid") == "DenyInsecureTransport"]
     assert deny["Principal"] == "*" and deny["Action"] == "s3:*"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert {"Fn::GetAtt": ["RawBucket", "Arn"]} in deny["Resource"]
@@ -267,26 +267,36 @@ def test_no_wildcard_actions_or_resources_in_inline_policies(resources, mode):
                 assert resource != "*", f"{name}: resource *"
 
 
-def test_ingest_in_firehose_mode_may_only_put_records_to_its_stream_and_rejections(resources):
+def test_ingest_in_firehose_mode_may_only_put_records_to_its_stream_rejections_and_salts(resources):
     role = resources["IngestFunctionRole"]
 
     assert grants(role, MODES["firehose"]) == {
         "firehose:PutRecordBatch": [{"Fn::GetAtt": ["IngestDeliveryStream", "Arn"]}],
-        "s3:PutObject": [{"Fn::Sub": "${RawBucket.Arn}/rejected/*"}],
+        "s3:PutObject": [
+            {"Fn::Sub": "${RawBucket.Arn}/rejected/*"},
+            {"Fn::Sub": "${RawBucket.Arn}/private/salts/*"},
+        ],
+        "s3:GetObject": [{"Fn::Sub": "${RawBucket.Arn}/private/salts/*"}],
+        "s3:DeleteObject": [{"Fn::Sub": "${RawBucket.Arn}/private/salts/*"}],
+        "s3:ListBucket": [{"Fn::GetAtt": ["RawBucket", "Arn"]}],
         "logs:CreateLogStream": [{"Fn::Sub": "${IngestLogGroup.Arn}:*"}],
         "logs:PutLogEvents": [{"Fn::Sub": "${IngestLogGroup.Arn}:*"}],
     }
     assert not role["Properties"].get("ManagedPolicyArns")
 
 
-def test_ingest_in_direct_mode_may_only_put_under_events_and_rejected(resources):
+def test_ingest_in_direct_mode_may_only_put_under_events_and_rejected_and_keep_its_salts(resources):
     role = resources["IngestFunctionRole"]
 
     assert grants(role, MODES["direct"]) == {
         "s3:PutObject": [
             {"Fn::Sub": "${RawBucket.Arn}/events/*"},
             {"Fn::Sub": "${RawBucket.Arn}/rejected/*"},
+            {"Fn::Sub": "${RawBucket.Arn}/private/salts/*"},
         ],
+        "s3:GetObject": [{"Fn::Sub": "${RawBucket.Arn}/private/salts/*"}],
+        "s3:DeleteObject": [{"Fn::Sub": "${RawBucket.Arn}/private/salts/*"}],
+        "s3:ListBucket": [{"Fn::GetAtt": ["RawBucket", "Arn"]}],
         "logs:CreateLogStream": [{"Fn::Sub": "${IngestLogGroup.Arn}:*"}],
         "logs:PutLogEvents": [{"Fn::Sub": "${IngestLogGroup.Arn}:*"}],
     }
@@ -503,6 +513,7 @@ def test_ingest_lambda_and_http_api(resources, defaults):
         "INGEST_TIME_BUDGET_SECONDS": "8",
         "CORS_ALLOWED_ORIGINS": {"Ref": "AllowedCorsOrigin"},
         "INGEST_PII_QUERY_KEYS": {"Ref": "PiiQueryKeys"},
+        "INGEST_PRIVACY_SIGNALS": {"Ref": "PrivacySignals"},
     }
     api = resources["IngestApi"]["Properties"]
     assert api["ProtocolType"] == "HTTP"
@@ -677,3 +688,22 @@ def test_full_check_rule_runs_the_lambda_daily_with_its_payload(resources, defau
     (statement,) = resources["EtlFailureQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     sources = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
     assert {"Fn::GetAtt": ["EtlFullCheckRule", "Arn"]} in sources
+
+
+def test_the_salts_of_cookieless_counting_are_private_and_short_lived(resources, defaults):
+    """ingest/cookieless.py: only the ingest function reads, writes and deletes private/salts/;
+    the bucket expires them after two days as well."""
+    assert defaults["PrivacySignals"] == "cookieless"
+    rules = resources["RawBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [salts] = [r for r in rules if r.get("Prefix") == "private/salts/"]
+    assert salts["Status"] == "Enabled" and salts["ExpirationInDays"] == 2
+    statements = resources["IngestFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    [own] = [st for st in statements if isinstance(st, dict) and st.get("Sid") == "SaltsOfTheDay"]
+    assert own["Resource"] == {"Fn::Sub": "${RawBucket.Arn}/private/salts/*"}
+    assert sorted(own["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    policy = resources["RawBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [deny] = [st for st in policy if st.get("Sid") == "SaltsOnlyForTheIngestFunction"]
+    assert deny["Effect"] == "Deny" and deny["Resource"] == {"Fn::Sub": "${RawBucket.Arn}/private/*"}
+    assert deny["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["IngestFunctionRole", "Arn"]}}
+    }
