@@ -127,6 +127,25 @@
     header.appendChild(nav);
     renderCartCount();
   }
+  // ---- consent banner: shown while the tracker waits for the visitor's choice (data-consent)
+  function renderConsentBanner() {
+    var old = $("#consent-banner");
+    if (old) old.parentNode.removeChild(old);
+    if (!cs.consentMode || cs.consentMode() === "none" || cs.consentState() || cs.mode() === "cookieless") return;
+    function choose(value) {
+      return function () {
+        cs.consent(value);
+        renderConsentBanner();
+      };
+    }
+    var banner = el("div", { id: "consent-banner", role: "region", "aria-label": "Consent", "data-testid": "consent-banner" }, [
+      el("span", { text: "We count visits to improve this shop. " }),
+      el("button", { type: "button", "data-testid": "consent-accept", text: "Accept", onclick: choose("granted") }),
+      el("button", { type: "button", "data-testid": "consent-decline", text: "Decline", onclick: choose("denied") }),
+    ]);
+    var header = $("#site-header");
+    header.parentNode.insertBefore(banner, header.nextSibling);
+  }
   function productCard(p) {
     return el("li", { class: "product-card", "data-product-id": p.id }, [
       el("a", { href: "/product.html?id=" + encodeURIComponent(p.id), "data-testid": "product-link-" + p.id, text: p.name }),
@@ -361,6 +380,7 @@
 
   function start() {
     renderHeader();
+    renderConsentBanner();
     var page = document.body.getAttribute("data-page") || "home";
     window
       .fetch("/api/catalogue")

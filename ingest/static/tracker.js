@@ -9,6 +9,15 @@
  * Events follow contract/event-v1.schema.json. The queue of unsent events is kept in
  * localStorage, so a failed send is retried later (same event_id: the server and the
  * warehouse recognise a resent event) and nothing is lost when the page closes before a send.
+ *
+ * Consent (docs/ingest.md, "Consent in the tracker"): data-consent="none" (default) tracks as
+ * above; "opt-out" tracks until clickstream.consent("denied"); "required" sends nothing and
+ * stores nothing in the browser (no cookie, no localStorage) until clickstream.consent("granted"):
+ * the page's events wait in memory, are sent once granted and dropped when denied.
+ * data-cookieless="denied" counts a visitor who said no without any id of theirs ("pending":
+ * also before they choose); "off" (default) sends nothing for them. Global Privacy Control and
+ * Do Not Track in the browser always mean cookieless events only (data-respect-signals="false"
+ * turns that off). The choice itself ("granted" / "denied") is the one thing kept.
  */
 (function (window, document) {
   "use strict";
@@ -29,12 +38,48 @@
     maxRetryDelayMs: 60000,
     cookieDays: 395,
     prefix: "cs_",
+    consent: attr("consent", "none"), // "none" | "opt-out" | "required"
+    cookieless: attr("cookieless", "off"), // "off" | "denied" | "pending"
+    respectSignals: attr("respect-signals", "true") !== "false",
   };
+  var COOKIELESS = "cookieless"; // the ingest endpoint gives such events a visitor id of the day
+
+  // ---- consent: the visitor's choice, and what it lets the tracker do
+  var memoryChoice = null;
+  function currentChoice() {
+    try {
+      return window.localStorage.getItem(config.prefix + "consent") || memoryChoice;
+    } catch (e) {
+      return memoryChoice;
+    }
+  }
+  function privacySignal() {
+    var dnt = navigator.doNotTrack === "1" || window.doNotTrack === "1" || navigator.msDoNotTrack === "1";
+    return config.respectSignals && (navigator.globalPrivacyControl === true || dnt);
+  }
+  /** "full" (ids stored and sent), "cookieless" (no id stored or sent), "hold" (events wait in
+   *  memory for a choice) or "off" (nothing is tracked). */
+  function mode() {
+    if (privacySignal()) return "cookieless";
+    var choice = currentChoice();
+    var fallback = config.cookieless === "off" ? "off" : "cookieless";
+    if (config.consent === "opt-out") return choice === "denied" ? fallback : "full";
+    if (config.consent === "required") {
+      if (choice === "granted") return "full";
+      if (choice === "denied") return fallback;
+      return config.cookieless === "pending" ? "cookieless" : "hold";
+    }
+    return "full";
+  }
+  function persisting() {
+    return mode() === "full";
+  }
 
   // ---- storage: localStorage with an in-memory fallback (private mode, disabled storage)
   var memory = {};
   var storage = {
     get: function (key) {
+      if (!persisting()) return memory[key];
       try {
         var v = window.localStorage.getItem(config.prefix + key);
         return v === null ? memory[key] : v;
@@ -44,6 +89,7 @@
     },
     set: function (key, value) {
       memory[key] = value;
+      if (!persisting()) return;
       try {
         window.localStorage.setItem(config.prefix + key, value);
       } catch (e) {
@@ -79,6 +125,7 @@
   }
 
   function setCookie(name, value, days) {
+    if (!persisting() && days > 0) return;
     var expires = new Date(Date.now() + days * 864e5).toUTCString();
     var secure = window.location.protocol === "https:" ? "; Secure" : "";
     document.cookie =
@@ -107,7 +154,7 @@
 
   // anonymous_id: first-party cookie, mirrored in localStorage (either one restores the other)
   function anonymousId() {
-    var id = getCookie(config.prefix + "aid") || storage.get("aid");
+    var id = (persisting() && getCookie(config.prefix + "aid")) || storage.get("aid");
     if (!id) id = uuid();
     setCookie(config.prefix + "aid", id, config.cookieDays);
     storage.set("aid", id);
@@ -304,6 +351,7 @@
       window.clearTimeout(flushTimer);
       flushTimer = null;
     }
+    if (mode() === "hold") return Promise.resolve({ sent: 0, pending: loadQueue().length });
     // flushes run one after the other, so no event is ever in two requests from this page
     var run = sending.then(function () {
       var groups = batches(pending());
@@ -343,6 +391,7 @@
   // page is going away: hand what is left to the browser. sendBeacon for the unsent events;
   // events already in a keepalive fetch are completed by the browser too.
   function sendOnHide(unloading) {
+    if (mode() === "hold") return; // no choice yet: the page's events go with it
     var events = pending();
     var handed = [];
     if (events.length && navigator.sendBeacon) {
@@ -370,15 +419,18 @@
 
   /** Queue one event. fields: product, quantity, cart, order, search, properties, page overrides, ... */
   function track(eventName, fields) {
+    var current = mode();
+    if (current === "off") return null;
+    var cookieless = current === "cookieless";
     var now = Date.now();
     var session = currentSession(now);
     var event = {
       event_id: uuid(),
       event_name: eventName,
       event_timestamp: new Date(now).toISOString(),
-      anonymous_id: anonymousId(),
-      session_id: session.id,
-      user_id: storage.get("uid") || null,
+      anonymous_id: cookieless ? COOKIELESS : anonymousId(),
+      session_id: cookieless ? COOKIELESS : session.id,
+      user_id: cookieless ? null : storage.get("uid") || null,
       schema_version: "1",
       page: {
         url: window.location.href,
@@ -412,6 +464,44 @@
     storage.remove("uid");
   }
 
+  var KEYS = ["aid", "session", "uid", "queue"];
+
+  /** The visitor's choice: "granted" or "denied" (a consent banner calls it on every page, or
+   *  once: the choice is kept). Returns the mode the tracker is in now. */
+  function consent(value) {
+    if (value !== "granted" && value !== "denied") throw new Error('clickstream.consent: "granted" or "denied"');
+    var before = mode();
+    memoryChoice = value;
+    try {
+      window.localStorage.setItem(config.prefix + "consent", value);
+    } catch (e) {
+      /* memory only */
+    }
+    var now = mode();
+    if (value === "granted") {
+      if (now === "full" && before !== "full") {
+        // what waited in memory (the visitor id, the session, the page's events) is kept from now on
+        KEYS.forEach(function (key) {
+          if (memory[key] !== undefined) storage.set(key, memory[key]);
+        });
+        if (memory.aid) setCookie(config.prefix + "aid", memory.aid, config.cookieDays);
+        if (loadQueue().length) scheduleFlush();
+      }
+    } else {
+      // denied: the events that waited are dropped, and every id the tracker kept is forgotten
+      KEYS.forEach(function (key) {
+        delete memory[key];
+        try {
+          window.localStorage.removeItem(config.prefix + key);
+        } catch (e) {
+          /* ignore */
+        }
+      });
+      document.cookie = config.prefix + "aid=; expires=Thu, 01 Jan 1970 00:00:00 GMT; path=/; SameSite=Lax";
+    }
+    return now;
+  }
+
   window.addEventListener("pagehide", function () { sendOnHide(true); });
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "hidden") sendOnHide(false);
@@ -422,6 +512,10 @@
     track: track,
     identify: identify,
     reset: reset,
+    consent: consent,
+    consentState: currentChoice,
+    consentMode: function () { return config.consent; },
+    mode: mode,
     flush: flush,
     page: function (fields) { return track("page_view", fields); },
     anonymousId: anonymousId,
