@@ -24,11 +24,16 @@
     {%- endif -%}
 {% endmacro %}
 
-{#- The loads trimmed from raw (none on Spark): a relation with one column, loaded_at. -#}
+{#- The loads trimmed from raw: a relation with one column, loaded_at. None on Spark, nor
+    before the loader has made raw.trimmed_loads (a warehouse the loader has not run on since). -#}
 {% macro trimmed_raw_loads() %}
-    {%- if target.type == 'postgres' -%}
+    {%- set trims = none -%}
+    {%- if execute and target.type == 'postgres' -%}
+        {%- set trims = adapter.get_relation(database=target.database, schema='raw', identifier='trimmed_loads') -%}
+    {%- endif -%}
+    {%- if trims is not none -%}
         (select loaded_at from {{ source('clickstream', 'trimmed_loads') }})
     {%- else -%}
-        (select cast(null as timestamp) as loaded_at where 1 = 0)
+        (select cast(null as {{ type_timestamp() }}) as loaded_at where 1 = 0)
     {%- endif -%}
 {% endmacro %}

@@ -5,6 +5,7 @@
     Returns a row (a failure) with the counts when they differ. It reads every raw line: tagged
     so a frequent build can skip it (the daily full check runs it). -#}
 {{ config(tags=['full_scan']) }}
+-- depends_on: {{ source('clickstream', 'trimmed_loads') }}
 
 with
 
