@@ -7,11 +7,14 @@ refuses to run."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from loader_testlib import HOUR_PREFIX, window_args
+from loader_testlib import HOUR_PREFIX, PROJECT_ROOT, window_args
 
 from tests.warehouse import rawdata
 
@@ -152,3 +155,25 @@ def test_the_retention_setting_is_checked(run_cli):
     result = run_cli("trim", env={"RAW_TABLE_RETENTION_DAYS": "half"})
     assert result.returncode == 2
     assert "RAW_TABLE_RETENTION_DAYS must be a number" in result.stderr
+
+
+def test_the_lambda_restores_on_its_payload(loader_env, query):
+    """``{"run": "restore"}``: the Lambda's way to copy trimmed loads back (nothing trimmed here)."""
+    code = (
+        "import json; from loader.lambda_handler import handler\n"
+        "class Context:\n"
+        "    def get_remaining_time_in_millis(self): return 600000\n"
+        "print('RESULT ' + json.dumps(handler({'run': 'restore'}, Context())))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **loader_env},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    assert result["status"] == "nothing" and result["loads_left"] == 0
+    assert query("select count(*) from raw.trimmed_loads") == [(0,)]
