@@ -42,39 +42,56 @@ expected_events as (
         {%- endif %}
 ),
 
-missing as (
-    select count(*) as events_missing_from_fact_events
+{#- both sides in one pass, grouped by event_id: no join whose plan hangs on a row estimate
+    (the planner guesses the valid lines at a fraction of a percent of raw) -#}
+sides as (
+    select
+        expected_events.event_id,
+        1 as in_raw,
+        0 as in_fact_events,
+        0 as in_trimmed_load
     from expected_events
-    where not exists (
-        select 1
-        from {{ ref('fact_events') }} as fact_events
-        where fact_events.event_id = expected_events.event_id
-    )
+    union all
+    select
+        fact_events.event_id,
+        0 as in_raw,
+        1 as in_fact_events,
+        case when trimmed_loads.loaded_at is null then 0 else 1 end as in_trimmed_load
+    from {{ ref('fact_events') }} as fact_events
+    left join {{ trimmed_raw_loads() }} as trimmed_loads
+        on fact_events.loaded_at = trimmed_loads.loaded_at
 ),
 
-unexpected as (
-    select count(*) as fact_events_rows_not_in_raw
-    from {{ ref('fact_events') }} as fact_events
-    where
-        not exists (
-            select 1
-            from expected_events
-            where expected_events.event_id = fact_events.event_id
-        )
-        and not exists (
-            select 1
-            from {{ trimmed_raw_loads() }} as trimmed_loads
-            where trimmed_loads.loaded_at = fact_events.loaded_at
-        )
+per_event as (
+    select
+        sides.event_id,
+        max(sides.in_raw) as in_raw,
+        max(sides.in_fact_events) as in_fact_events,
+        max(sides.in_trimmed_load) as in_trimmed_load
+    from sides
+    group by sides.event_id
+),
+
+counts as (
+    select
+        sum(case when per_event.in_raw = 1 and per_event.in_fact_events = 0 then 1 else 0 end)
+            as events_missing_from_fact_events,
+        sum(
+            case
+                when per_event.in_fact_events = 1 and per_event.in_raw = 0 and per_event.in_trimmed_load = 0
+                    then 1
+                else 0
+            end
+        ) as fact_events_rows_not_in_raw
+    from per_event
 ),
 
 final as (
     select
-        missing.events_missing_from_fact_events,
-        unexpected.fact_events_rows_not_in_raw
-    from missing
-    cross join unexpected
-    where missing.events_missing_from_fact_events > 0 or unexpected.fact_events_rows_not_in_raw > 0
+        counts.events_missing_from_fact_events,
+        counts.fact_events_rows_not_in_raw
+    from counts
+    where counts.events_missing_from_fact_events > 0 or counts.fact_events_rows_not_in_raw > 0
 )
 
 select * from final
