@@ -121,7 +121,7 @@ def trim_raw(
                         " and m.load_id = t.load_id where t.trimmed_loaded_at = %s",
                         (loaded_at,),
                     )
-                    lines, objects = cur.fetchone()
+                    lines, objects = (int(value) for value in cur.fetchone())
                     cur.execute(
                         "insert into raw.trimmed_loads (loaded_at, lines, objects) values (%s, %s, %s)",
                         (loaded_at, lines, objects),
