@@ -1,6 +1,6 @@
 """The top of every page (a module): the *Database unreachable* banner and the data-health
-bar (freshness, last load, lag, events loaded, rejected lines, quarantined events, whether the
-marts are behind the raw data, the newest daily full check), refreshed every minute, with the
+bar (freshness, last load, lag, events loaded, rejected lines, quarantined events, the oldest
+date the marts hold, whether the marts are behind the raw data, the newest daily full check), refreshed every minute, with the
 SQL behind it."""
 
 from __future__ import annotations
@@ -86,6 +86,9 @@ def health_server(input: Inputs, output: Outputs, session: Session, db: SessionD
         def count(v):
             return "n/a" if v is None or pd.isna(v) else f"{int(v):,}"
 
+        def day(v):
+            return "–" if v is None or pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d")
+
         def hhmm(v):
             return "never" if v is None or pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -115,6 +118,7 @@ def health_server(input: Inputs, output: Outputs, session: Session, db: SessionD
             item("Events loaded (24 h)", count(row["events_last_24h"]), "health-events-24h"),
             item("Rejected lines", count(row["rejected_lines"]), "health-rejected"),
             item("Quarantined events", count(row["quarantined_events"]), "health-quarantined"),
+            item("Data since", day(row.get("first_date")), "health-first-date"),
             ui.tags.details(
                 ui.tags.summary("SQL", class_="d-inline small text-muted"),
                 ui.tags.pre(r.sql, class_="small"),

@@ -26,7 +26,8 @@ def full_check(conn) -> QueryResult:
 def data_health(conn) -> QueryResult:
     """Newest load, its lag, events loaded in the last 24 hours, quarantined events, the
     freshness status, whether the marts are behind the raw data (a load committed after
-    the last successful build started), and whether the newest finished build failed (its error). Uses `analytics.load_health` (one row per loader run) when the dbt
+    the last successful build started), whether the newest finished build failed (its error),
+    and the oldest date the marts hold. Uses `analytics.load_health` (one row per loader run) when the dbt
     project provides it; otherwise falls back to what the marts show."""
     with conn.cursor() as cur:
         cur.execute("select to_regclass('analytics.load_health') is not null")
@@ -48,6 +49,8 @@ def data_health(conn) -> QueryResult:
             from analytics.load_health
         ),
         quarantine as (select count(*)::bigint as quarantined_events from analytics.rejected_events),
+        -- the oldest date the marts hold (raw may keep fewer days: RAW_TABLE_RETENTION_DAYS)
+        kept as (select min(event_date) as first_date from analytics.agg_events_hourly),
         -- the newest build that finished: a failed one (a failing test, e.g. the guard that new
         -- raw lines reached fact_events) is shown until a build passes
         last_build as (
@@ -72,13 +75,14 @@ def data_health(conn) -> QueryResult:
                coalesce(last_build.last_build_status = 'failed', false) as last_build_failed,
                last_build.last_build_error,
                last_build.last_build_at,
+               kept.first_date,
                case
                    when runs.last_load_at is null then 'no data'
                    when now() - runs.last_load_at > make_interval(mins => %(error)s) then 'error'
                    when now() - runs.last_load_at > make_interval(mins => %(warn)s) then 'warn'
                    else 'fresh'
                end as freshness
-        from runs cross join quarantine left join last_build on true
+        from runs cross join quarantine cross join kept left join last_build on true
         """
     else:
         query = """
@@ -101,6 +105,7 @@ def data_health(conn) -> QueryResult:
                false as last_build_failed,
                null::text as last_build_error,
                null::timestamptz as last_build_at,
+               (select min(event_date) from analytics.fact_events) as first_date,
                case
                    when newest.last_load_at is null then 'no data'
                    when now() - newest.last_load_at > make_interval(mins => %(error)s) then 'error'

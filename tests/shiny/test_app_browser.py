@@ -178,6 +178,7 @@ def test_every_page_loads_with_health_bar_and_no_errors(page, app_url):
         no_output_errors(page)
         expect(page.locator(".health-status")).to_have_text("Data fresh")
     expect(page.locator(".health-quarantined")).to_have_text(str(k.INVALID_LINES))
+    expect(page.locator(".health-first-date")).to_have_text("2026-03-02")  # k.FIRST_DATE, written out
     expect(page.locator(".health-events-24h")).not_to_have_text("n/a")
     expect(page.locator(".health-full-check")).to_have_text("Full check: not run yet")
     assert page.locator(".health-build-failed").count() == 0

@@ -328,6 +328,7 @@ def test_data_health(reader, admin):
     assert abs(row["lag_minutes"] - float(lag)) <= 1
     assert row["lag_minutes"] >= 30
     assert row["quarantined_events"] == k.INVALID_LINES
+    assert row["first_date"] == k.FIRST_DATE
     # the loader's run (analytics.load_health) counts every line it loaded, the invalid ones too
     assert row["events_last_24h"] == len(k.all_events()) + k.INVALID_LINES
 
@@ -360,7 +361,8 @@ def test_empty_warehouse_gives_empty_results(empty_db):
         assert queries.hour_weekday_heatmap(conn, START, END).empty
         bounds = queries.date_bounds(conn).df.iloc[0]
         assert bounds["min_date"] is None and bounds["max_date"] is None
-        assert queries.data_health(conn).df.iloc[0]["freshness"] == "no data"
+        empty = queries.data_health(conn).df.iloc[0]
+        assert empty["freshness"] == "no data" and empty["first_date"] is None
     finally:
         conn.close()
 
