@@ -1,4 +1,4 @@
-"""``python -m loader load|check|trim|restore|status|schedule``."""
+"""``python -m loader load|check|trim|restore|export-person|status|schedule``."""
 
 from __future__ import annotations
 
@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the bucket from here (default: the oldest trimmed object's hour)",
     )
     restore.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+    person = sub.add_parser(
+        "export-person",
+        help="print one JSON document of everything held about a person (right of access), stitched ids included",
+    )
+    who = person.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user-id", help="the person's user id")
+    who.add_argument("--anonymous-id", help="one of the person's anonymous (visitor) ids")
 
     status = sub.add_parser("status", help="last runs, events loaded, rejects, lag")
     status.add_argument("--runs", type=int, default=10)
@@ -303,6 +311,22 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "schedule":
         return _schedule(settings, args)
+
+    if args.command == "export-person":
+        from loader.person import NothingHeld, export_person, to_json
+
+        try:
+            document = export_person(user_id=args.user_id, anonymous_id=args.anonymous_id)
+        except NothingHeld as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_RUN_FAILED
+        except LoaderError as exc:
+            log.error("Export failed: %s", exc)
+            return EXIT_FATAL
+        print(to_json(document))
+        counts = ", ".join(f"{name} {count}" for name, count in document["counts"].items())
+        print(f"exported {document['person']['user_keys']}: {counts}", file=sys.stderr)
+        return EXIT_OK
 
     if args.command == "trim":
         return _run_trim(settings, args)
