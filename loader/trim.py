@@ -122,6 +122,9 @@ def trim_raw(
                         (loaded_at,),
                     )
                     lines, objects = (int(value) for value in cur.fetchone())
+                    if not lines:  # its lines are gone already (restored as newer loads): nothing to record
+                        conn.rollback()
+                        continue
                     cur.execute(
                         "insert into raw.trimmed_loads (loaded_at, lines, objects) values (%s, %s, %s)",
                         (loaded_at, lines, objects),

@@ -145,6 +145,27 @@ def test_trim_keeps_the_marts_whole_and_restore_brings_raw_back(
     assert again.returncode == 0 and json.loads(again.stdout)["status"] == "nothing"
 
 
+def test_a_load_whose_lines_are_gone_is_not_recorded(loader_env, dbt_paths, dbt, run_cli, query):
+    """A load the builds saw whose lines raw no longer holds (after a restore they are back as
+    newer loads): a trim records nothing for it, so a full refresh is not refused again."""
+    rawdata.create_raw_schema(loader_env)
+    rawdata.insert_raw(
+        loader_env, rawdata.shop_traffic(4, seed=34), loaded_at=datetime.now(UTC) - timedelta(hours=2)
+    )
+    rawdata.insert_raw(
+        loader_env, rawdata.shop_traffic(4, seed=35), loaded_at=datetime.now(UTC) - timedelta(hours=1)
+    )
+    dbt(loader_env, "build", "--exclude", "tag:full_scan")
+    assert check(run_cli, dbt_paths)["status"] == "passed"
+    query(
+        "delete from raw.clickstream_events where loaded_at = (select min(loaded_at) from raw.clickstream_events)"
+    )
+    trimmed = run_cli("trim", "--days", "0.00001", "--json")
+    assert trimmed.returncode == 0, trimmed.stderr[-2000:]
+    assert json.loads(trimmed.stdout)["loads"] == 1, "only the load that still had lines"
+    assert query("select count(*), min(lines) > 0 from raw.trimmed_loads") == [(1, True)]
+
+
 def test_trim_needs_a_setting_or_days(run_cli):
     result = run_cli("trim")
     assert result.returncode == 2
