@@ -4,7 +4,8 @@
 cycles test only the rows they wrote, so this is where an old row gone wrong shows. Its result
 is a row of ``raw.full_checks``, shown on the dashboards' data-health bar; a failing check never
 stops the cycles. It holds the build lock while it runs, so it never reads marts half-built.
-A passed check then trims raw when RAW_TABLE_RETENTION_DAYS is set (``loader.trim``)."""
+A passed check then trims raw when RAW_TABLE_RETENTION_DAYS is set (``loader.trim``); every
+check, passed or not, then applies RETENTION_MONTHS when set (``loader.retention``)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class CheckSummary:
     error: str | None = None
     seconds: float = 0.0
     trim: dict | None = None  # what the trim after a passed check removed (RAW_TABLE_RETENTION_DAYS)
+    retention: dict | None = None  # what retention dropped after the check (RETENTION_MONTHS)
 
     @property
     def ok(self) -> bool:
@@ -119,6 +121,15 @@ def run_full_check(settings: Settings, *, wait_seconds: float | None = None) -> 
             except Exception as exc:  # a failed trim leaves raw as it was; the check stands
                 log.exception("Trim after the full check failed: %s", exc)
                 summary.trim = {"status": "failed", "reason": str(exc)}
+        if settings.retention_months is not None:
+            # a policy, not a repair: applied whatever the check found
+            from loader.retention import apply_retention
+
+            try:
+                summary.retention = apply_retention(settings, conn=conn).result()
+            except Exception as exc:  # each table's drop is one transaction: none is half-done
+                log.exception("Retention after the full check failed: %s", exc)
+                summary.retention = {"status": "failed", "reason": str(exc)}
         return summary
     finally:
         summary.seconds = round(time.monotonic() - started, 3)

@@ -1,4 +1,4 @@
-"""``python -m loader load|check|trim|restore|export-person|status|schedule``."""
+"""``python -m loader load|check|trim|restore|retention|export-person|status|schedule``."""
 
 from __future__ import annotations
 
@@ -28,14 +28,21 @@ def _moment(end: bool):
     return parse
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
+def _positive_number(kind, what: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from exc
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+_positive = _positive_number(float, "a number")
+_positive_int = _positive_number(int, "a whole number")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trim.add_argument("--dry-run", action="store_true", help="count the loads that would go; remove nothing")
     trim.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+    retention = sub.add_parser(
+        "retention",
+        help="drop event-level data (raw lines, fact_events, rejects) of months older than RETENTION_MONTHS,"
+        " whole partitions at a time (the daily full check does it)",
+    )
+    retention.add_argument(
+        "--months",
+        type=_positive_int,
+        help="whole months to keep before this one (default $RETENTION_MONTHS)",
+    )
+    retention.add_argument("--dry-run", action="store_true", help="count what would go; remove nothing")
+    retention.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
 
     restore = sub.add_parser(
         "restore",
@@ -183,6 +203,11 @@ def _run_check(settings: Settings, as_json: bool) -> int:
         if summary.trim:
             trim = summary.trim
             text += f"; trim {trim['status']}: {trim.get('loads', 0)} loads, {trim.get('lines', 0):,} lines"
+        if summary.retention:
+            kept = summary.retention
+            text += (
+                f"; retention {kept['status']}: {kept.get('rows', 0):,} rows before {kept.get('kept_since')}"
+            )
         print(text + f" in {summary.seconds:.1f}s", file=sys.stderr)
     return EXIT_OK if summary.ok else EXIT_RUN_FAILED
 
@@ -207,6 +232,28 @@ def _run_trim(settings: Settings, args) -> int:
         if summary.kept_since:
             text += f"; raw keeps lines since {summary.kept_since}"
         print(text + f" in {summary.seconds:.1f}s", file=sys.stderr)
+    return EXIT_OK if summary.status != "skipped" else EXIT_RUN_FAILED
+
+
+def _run_retention(settings: Settings, args) -> int:
+    from loader.retention import apply_retention
+
+    if args.months is None and settings.retention_months is None:
+        log.error("Nothing to apply: set RETENTION_MONTHS or give --months")
+        return EXIT_FATAL
+    try:
+        summary = apply_retention(settings, months=args.months, dry_run=args.dry_run)
+    except LoaderError as exc:
+        log.error("Retention failed: %s", exc)
+        return EXIT_FATAL
+    if args.json:
+        print(json.dumps(summary.result(), default=str))
+    else:
+        lines = [f"retention {summary.status}: {summary.rows:,} rows older than {summary.kept_since}"]
+        lines += [f"  {item['relation']}: {item['rows']:,} rows" for item in summary.dropped]
+        if summary.reason:
+            lines.append(f"  ({summary.reason})")
+        print("\n".join(lines) + f"\n  in {summary.seconds:.1f}s", file=sys.stderr)
     return EXIT_OK if summary.status != "skipped" else EXIT_RUN_FAILED
 
 
@@ -333,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "restore":
         return _run_restore(settings, args)
+
+    if args.command == "retention":
+        return _run_retention(settings, args)
 
     if args.command == "check":
         try:

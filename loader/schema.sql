@@ -2,17 +2,192 @@
 -- statement is idempotent (create ... if not exists / add column if not exists).
 create schema if not exists raw;
 
--- one row per raw event line: the JSON object unchanged
-create table if not exists raw.clickstream_events (
-    payload jsonb not null,
-    bucket text not null,
-    object_key text not null,
-    line_number integer not null,
-    object_etag text not null,
-    load_id uuid not null,
-    loaded_at timestamptz not null default now()
-);
-create index if not exists clickstream_events_loaded_at_idx on raw.clickstream_events (loaded_at);
+-- Monthly range partitions (PostgreSQL declarative partitioning) of a table partitioned by
+-- range on a date or timestamptz column: raw.clickstream_events by loaded_at, and the marts dbt
+-- partitions (fact_events by event_date, macro partition_by_month). A partition is named
+-- <base>_<yyyymm>_<parent oid>, which stays unique when dbt renames a parent on a full build;
+-- the default partition takes rows of months that have none yet. Each call creates this month's
+-- and next month's partitions ahead of their rows; with move_default_rows it also moves the rows
+-- in the default partition into partitions of their months (a full build inserts into the
+-- default, then moves each month once, before the indexes exist). Month boundaries are UTC.
+-- Returns the number of partitions created.
+create or replace function raw.ensure_month_partitions(
+    parent regclass, part_column text, base text, move_default_rows boolean
+) returns integer
+language plpgsql
+set timezone = 'UTC'
+as $ensure_month_partitions$
+declare
+    parent_schema text;
+    month_expression text;
+    default_name text;
+    default_part regclass;
+    default_has_rows boolean;
+    months date[];
+    month date;
+    part_name text;
+    created integer := 0;
+    has_rows boolean;
+begin
+    select namespace.nspname into parent_schema
+    from pg_class as class
+    inner join pg_namespace as namespace on class.relnamespace = namespace.oid
+    where class.oid = parent;
+    -- UTC months (the function's timezone) of a date or timestamptz column
+    month_expression := format('date_trunc(''month'', %I)::date', part_column);
+    select inherits.inhrelid::regclass into default_part
+    from pg_inherits as inherits
+    inner join pg_class as child on inherits.inhrelid = child.oid
+    where inherits.inhparent = parent and pg_get_expr(child.relpartbound, child.oid) = 'DEFAULT';
+    default_name := format('%s_default_%s', base, parent::oid);
+    if default_part is null then
+        execute format('create table %I.%I partition of %s default', parent_schema, default_name, parent);
+        default_part := format('%I.%I', parent_schema, default_name)::regclass;
+    end if;
+    execute format('select exists (select from %s)', default_part) into default_has_rows;
+    if default_has_rows and move_default_rows then
+        execute format('select array_agg(distinct %s) from %s', month_expression, default_part) into months;
+        execute format('alter table %s detach partition %s', parent, default_part);
+        foreach month in array months loop
+            part_name := format('%s_%s_%s', base, to_char(month, 'YYYYMM'), parent::oid);
+            if to_regclass(format('%I.%I', parent_schema, part_name)) is null then
+                execute format(
+                    'create table %I.%I partition of %s for values from (%L) to (%L)',
+                    parent_schema, part_name, parent, month, (month + interval '1 month')::date
+                );
+                created := created + 1;
+            end if;
+        end loop;
+        execute format('insert into %s select * from %s', parent, default_part);
+        execute format('drop table %s', default_part);
+        if to_regclass(format('%I.%I', parent_schema, default_name)) is not null then
+            default_name := default_name || '_' || to_char(clock_timestamp(), 'YYYYMMDDHH24MISS');
+        end if;
+        execute format('create table %I.%I partition of %s default', parent_schema, default_name, parent);
+        default_part := format('%I.%I', parent_schema, default_name)::regclass;
+        default_has_rows := false;
+    end if;
+    -- this month and the next, before their rows come (a partition cannot be made for a month
+    -- the default partition already holds rows of: those stay there, as in a table from before
+    -- partitioning)
+    foreach month in array array[
+        date_trunc('month', now())::date, (date_trunc('month', now()) + interval '1 month')::date
+    ] loop
+        part_name := format('%s_%s_%s', base, to_char(month, 'YYYYMM'), parent::oid);
+        if to_regclass(format('%I.%I', parent_schema, part_name)) is null then
+            has_rows := false;
+            if default_has_rows then
+                execute format(
+                    'select exists (select from %s where %I >= %L and %I < %L)',
+                    default_part, part_column, month, part_column, (month + interval '1 month')::date
+                ) into has_rows;
+            end if;
+            if not has_rows then
+                execute format(
+                    'create table %I.%I partition of %s for values from (%L) to (%L)',
+                    parent_schema, part_name, parent, month, (month + interval '1 month')::date
+                );
+                created := created + 1;
+            end if;
+        end if;
+    end loop;
+    return created;
+end
+$ensure_month_partitions$;
+
+-- Retention (RETENTION_MONTHS, python -m loader retention): the rows of `parent` whose month
+-- (of part_column, UTC) is before `cutoff` (the first of a month). A partitioned table drops
+-- whole month partitions and deletes the default partition's old rows (a table from before
+-- partitioning); a plain table (one published from Spark) deletes its old rows. One row per
+-- partition or table touched, with the rows it held; dry_run counts without removing.
+create or replace function raw.drop_months_before(
+    parent regclass, part_column text, cutoff date, dry_run boolean
+) returns table (relation_name text, months_before date, removed bigint)
+language plpgsql
+set timezone = 'UTC'
+as $drop_months_before$
+declare
+    part record;
+    upper_bound date;
+    counted bigint;
+begin
+    if (select class.relkind from pg_class as class where class.oid = parent) <> 'p' then
+        if dry_run then
+            execute format('select count(*) from %s where %I < %L', parent, part_column, cutoff) into counted;
+        else
+            execute format('delete from %s where %I < %L', parent, part_column, cutoff);
+            get diagnostics counted = row_count;
+        end if;
+        relation_name := parent::text;
+        months_before := cutoff;
+        removed := counted;
+        return next;
+        return;
+    end if;
+    for part in
+        select inherits.inhrelid::regclass as child, pg_get_expr(child.relpartbound, child.oid) as bound
+        from pg_inherits as inherits
+        inner join pg_class as child on inherits.inhrelid = child.oid
+        where inherits.inhparent = parent
+        order by 2
+    loop
+        if part.bound = 'DEFAULT' then
+            if dry_run then
+                execute format('select count(*) from %s where %I < %L', part.child, part_column, cutoff) into counted;
+            else
+                execute format('delete from %s where %I < %L', part.child, part_column, cutoff);
+                get diagnostics counted = row_count;
+            end if;
+            if counted > 0 then
+                relation_name := part.child::text;
+                months_before := cutoff;
+                removed := counted;
+                return next;
+            end if;
+            continue;
+        end if;
+        upper_bound := substring(part.bound from 'TO \(''([0-9]{4}-[0-9]{2}-[0-9]{2})')::date;
+        if upper_bound is not null and upper_bound <= cutoff then
+            execute format('select count(*) from %s', part.child) into counted;
+            relation_name := part.child::text;
+            if not dry_run then
+                execute format('drop table %s', part.child);
+            end if;
+            months_before := upper_bound;
+            removed := counted;
+            return next;
+        end if;
+    end loop;
+end
+$drop_months_before$;
+
+-- one row per raw event line: the JSON object unchanged. Partitioned by month of loaded_at;
+-- a table from before partitioning becomes the default partition as it is (no rows move), and
+-- new months get partitions of their own. BRIN on loaded_at: lines arrive in loaded_at order.
+do $raw_events$
+begin
+    if to_regclass('raw.clickstream_events') is null then
+        create table raw.clickstream_events (
+            payload jsonb not null,
+            bucket text not null,
+            object_key text not null,
+            line_number integer not null,
+            object_etag text not null,
+            load_id uuid not null,
+            loaded_at timestamptz not null default now()
+        ) partition by range (loaded_at);
+    elsif (select class.relkind from pg_class as class where class.oid = 'raw.clickstream_events'::regclass) = 'r' then
+        alter table raw.clickstream_events rename to clickstream_events_unpartitioned;
+        create table raw.clickstream_events (
+            like raw.clickstream_events_unpartitioned including defaults
+        ) partition by range (loaded_at);
+        alter table raw.clickstream_events attach partition raw.clickstream_events_unpartitioned default;
+    end if;
+end
+$raw_events$;
+create index if not exists clickstream_events_loaded_at_brin on raw.clickstream_events using brin (loaded_at)
+with (pages_per_range = 32);
+select raw.ensure_month_partitions('raw.clickstream_events', 'loaded_at', 'clickstream_events', false);
 
 -- one row per loaded object, written in the same transaction as its rows
 create table if not exists raw.load_manifest (
@@ -110,4 +285,12 @@ create table if not exists raw.restoring_objects (
     object_key text not null,
     trimmed_loaded_at timestamptz not null,
     primary key (bucket, object_key)
+);
+
+-- one row per partition or table that retention (RETENTION_MONTHS) emptied or dropped
+create table if not exists raw.retention_drops (
+    relation_name text not null,
+    months_before date not null,
+    rows_removed bigint not null,
+    dropped_at timestamptz not null default now()
 );

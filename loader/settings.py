@@ -30,6 +30,7 @@ class Settings:
     build_wait_seconds: float = 120.0
     full_check_hours: float = 24.0
     raw_table_retention_days: float | None = None
+    retention_months: int | None = None
 
     @property
     def default_source(self) -> str:
@@ -72,6 +73,12 @@ class Settings:
             raw_table_retention_days=(
                 number("RAW_TABLE_RETENTION_DAYS", "", float, minimum=1)
                 if env.get("RAW_TABLE_RETENTION_DAYS", "").strip() not in ("", "0")
+                else None
+            ),
+            # unset, empty or 0: event-level data is kept for ever
+            retention_months=(
+                number("RETENTION_MONTHS", "", int, minimum=1)
+                if env.get("RETENTION_MONTHS", "").strip() not in ("", "0")
                 else None
             ),
         )

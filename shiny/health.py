@@ -119,6 +119,10 @@ def health_server(input: Inputs, output: Outputs, session: Session, db: SessionD
             item("Rejected lines", count(row["rejected_lines"]), "health-rejected"),
             item("Quarantined events", count(row["quarantined_events"]), "health-quarantined"),
             item("Data since", day(row.get("first_date")), "health-first-date"),
+            # retention (RETENTION_MONTHS) dropped older events; the aggregates keep their figures
+            item("Events kept since", day(row["events_kept_since"]), "health-events-kept-since")
+            if row.get("events_kept_since") is not None
+            else None,
             ui.tags.details(
                 ui.tags.summary("SQL", class_="d-inline small text-muted"),
                 ui.tags.pre(r.sql, class_="small"),

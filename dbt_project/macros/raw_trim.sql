@@ -37,3 +37,25 @@
         (select cast(null as {{ type_timestamp() }}) as loaded_at where 1 = 0)
     {%- endif -%}
 {% endmacro %}
+
+{#- Retention (RETENTION_MONTHS, python -m loader retention) dropped the months before the first
+    day it keeps (the newest months_before of raw.retention_drops). A condition on a timestamp
+    column: true for the moments retention keeps, so a late line of a month past retention does not
+    bring that month back into fact_events, and the reconciliation with raw leaves such lines out.
+    Always true on Spark and before the loader has made the table. -#}
+{% macro kept_by_retention(column) %}
+    {%- set drops = none -%}
+    {%- if execute and target.type == 'postgres' and model.resource_type != 'unit_test' -%}
+        {#- the relation itself, not source(): unit tests of a model need no input for it -#}
+        {%- set drops = adapter.get_relation(database=target.database, schema='raw', identifier='retention_drops') -%}
+    {%- endif -%}
+    {%- if drops is not none -%}
+        {{ column }} >= coalesce(
+            (select max(retention.months_before) from {{ drops }} as retention)
+            ::timestamp at time zone 'UTC',
+            '-infinity'::timestamptz
+        )
+    {%- else -%}
+        1 = 1
+    {%- endif -%}
+{% endmacro %}

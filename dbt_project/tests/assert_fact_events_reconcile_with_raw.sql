@@ -1,7 +1,8 @@
 {#- Reconciliation: every distinct event_id among valid raw lines is a row of fact_events (but
     the bots it leaves out, var exclude_bots), and every row of fact_events is such an event_id.
     Loads trimmed from raw once the marts held them (raw.trimmed_loads, python -m loader trim)
-    are the exception: their rows stay in fact_events, their lines are in the bucket only.
+    are the exception: their rows stay in fact_events, their lines are in the bucket only; so
+    are lines of months past retention (RETENTION_MONTHS), which fact_events does not take.
     Returns a row (a failure) with the counts when they differ. It reads every raw line: tagged
     so a frequent build can skip it (the daily full check runs it). -#}
 {{ config(tags=['full_scan']) }}
@@ -18,7 +19,9 @@ valid_lines as (
         object_key,
         line_number
     from {{ ref('stg_clickstream__events') }}
-    where is_valid
+    where
+        is_valid
+        and {{ kept_by_retention('event_at') }}
 ),
 
 ranked_copies as (

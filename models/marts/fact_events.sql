@@ -14,6 +14,7 @@
     'is_known_event_name',
 ] -%}
 {{ config(post_hook=[
+    "{{ maintain_month_partitions() }}",
     "{{ record_incremental_run() }}",
     "{{ record_full_build() }}",
     "{{ ensure_purchase_indexes() }}",
@@ -35,6 +36,7 @@ staged_events as (
     where
         is_valid
         and {{ when_incremental(in_unprocessed_loads()) }}
+        and {{ kept_by_retention('event_at') }}
 ),
 
 users_stitched as (

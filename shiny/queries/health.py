@@ -51,6 +51,18 @@ def data_health(conn) -> QueryResult:
         quarantine as (select count(*)::bigint as quarantined_events from analytics.rejected_events),
         -- the oldest date the marts hold (raw may keep fewer days: RAW_TABLE_RETENTION_DAYS)
         kept as (select min(event_date) as first_date from analytics.agg_events_hourly),
+        -- the oldest month fact_events still holds when retention (RETENTION_MONTHS) dropped
+        -- older ones: its oldest month partition (unless a default partition from before
+        -- partitioning holds rows), from the catalog, not a scan
+        partitions as (
+            select min(substring(pg_get_expr(part.relpartbound, part.oid) from 'FROM \\(''([0-9-]{10})')::date)
+                       as oldest_month,
+                   coalesce(bool_or(pg_get_expr(part.relpartbound, part.oid) = 'DEFAULT' and part.reltuples > 0),
+                            false) as default_holds_rows
+            from pg_inherits as inherits
+            inner join pg_class as part on inherits.inhrelid = part.oid
+            where inherits.inhparent = to_regclass('analytics.fact_events')
+        ),
         -- the newest build that finished: a failed one (a failing test, e.g. the guard that new
         -- raw lines reached fact_events) is shown until a build passes
         last_build as (
@@ -77,12 +89,16 @@ def data_health(conn) -> QueryResult:
                last_build.last_build_at,
                kept.first_date,
                case
+                   when not partitions.default_holds_rows and partitions.oldest_month > kept.first_date
+                       then partitions.oldest_month
+               end as events_kept_since,
+               case
                    when runs.last_load_at is null then 'no data'
                    when now() - runs.last_load_at > make_interval(mins => %(error)s) then 'error'
                    when now() - runs.last_load_at > make_interval(mins => %(warn)s) then 'warn'
                    else 'fresh'
                end as freshness
-        from runs cross join quarantine cross join kept left join last_build on true
+        from runs cross join quarantine cross join kept cross join partitions left join last_build on true
         """
     else:
         query = """
@@ -106,6 +122,7 @@ def data_health(conn) -> QueryResult:
                null::text as last_build_error,
                null::timestamptz as last_build_at,
                (select min(event_date) from analytics.fact_events) as first_date,
+               null::date as events_kept_since,
                case
                    when newest.last_load_at is null then 'no data'
                    when now() - newest.last_load_at > make_interval(mins => %(error)s) then 'error'

@@ -460,6 +460,9 @@ def test_etl_lambda_image_in_the_vpc(resources, defaults):
     # the landing table keeps built lines some days (the daily check trims them); the bucket keeps them longer
     assert env["RAW_TABLE_RETENTION_DAYS"] == {"Ref": "RawTableRetentionDays"}
     assert 1 <= int(defaults["RawTableRetentionDays"]) < int(defaults["RawRetentionDays"])
+    # month retention of event-level data: off unless the shop sets it
+    assert env["RETENTION_MONTHS"] == {"Ref": "RetentionMonths"}
+    assert int(defaults["RetentionMonths"]) == 0
     invoke = props["EventInvokeConfig"]
     assert 0 <= invoke["MaximumRetryAttempts"] <= 2
     assert invoke["DestinationConfig"]["OnFailure"] == {
