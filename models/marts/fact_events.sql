@@ -13,12 +13,17 @@
     'traffic_campaign', 'received_at', 'loaded_at', 'is_bot', 'is_client_clock_ahead',
     'is_known_event_name',
 ] -%}
-{{ config(post_hook=[
+{#- On PostgreSQL the delete+insert matches on (event_id, event_date): each key then reads one
+    month partition (run-time pruning) instead of probing every month's index. -#}
+{{ config(
+    unique_key=(['event_id', 'event_date'] if target.type == 'postgres' else 'event_id'),
+    post_hook=[
     "{{ maintain_month_partitions() }}",
     "{{ record_incremental_run() }}",
     "{{ record_full_build() }}",
     "{{ ensure_purchase_indexes() }}",
-]) }}
+],
+) }}
 -- depends_on: {{ ref('int_raw_loads') }}
 
 {{ refuse_full_build_of_trimmed_raw() }}

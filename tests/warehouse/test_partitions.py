@@ -202,6 +202,8 @@ def test_retention_drops_whole_old_months_and_keeps_the_aggregates(partitioned_w
 
     dry = run_loader(env, "retention", "--months", "3", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["rows"] == old_events + old_lines
+    assert json.loads(dry.stdout)["status"] == "dry run"
     assert (
         rawdata.query(env, "select count(*) from analytics.fact_events where event_date < %s", (cutoff,))[0][
             0
@@ -209,9 +211,13 @@ def test_retention_drops_whole_old_months_and_keeps_the_aggregates(partitioned_w
         == old_events
     )
 
-    result = run_loader(env, "retention", "--months", "3", "--json")
+    # the daily full check applies it, after its tests
+    result = run_loader({**env, "RETENTION_MONTHS": "3"}, "check", "--json")
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    check = json.loads(result.stdout)
+    assert check["status"] == "passed", check
+    summary = check["retention"]
+    assert summary["status"] == "dropped", summary
     assert summary["kept_since"] == cutoff.isoformat()
     assert summary["rows"] == old_events + old_lines
     assert (
