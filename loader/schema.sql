@@ -179,7 +179,7 @@ begin
     elsif (select class.relkind from pg_class as class where class.oid = 'raw.clickstream_events'::regclass) = 'r' then
         alter table raw.clickstream_events rename to clickstream_events_unpartitioned;
         create table raw.clickstream_events (
-            like raw.clickstream_events_unpartitioned including defaults
+            like raw.clickstream_events_unpartitioned including defaults including constraints
         ) partition by range (loaded_at);
         alter table raw.clickstream_events attach partition raw.clickstream_events_unpartitioned default;
     end if;

@@ -111,8 +111,9 @@ def publish_table(spark, conn, table: str, contract: dict, reader_role: str | No
         for number, index in enumerate(contract["indexes"], 1):
             unique = "unique " if index.get("unique") else ""
             cols = ", ".join(_ident(c) for c in index["columns"])
+            method = f"using {_ident(index['type'])} " if index.get("type") else ""
             cur.execute(
-                f"create {unique}index {_ident(f'{table}__p{number}')} on analytics.{_ident(staging)} ({cols})"
+                f"create {unique}index {_ident(f'{table}__p{number}')} on analytics.{_ident(staging)} {method}({cols})"
             )
         # what is there now under the name: a table (earlier publish or PostgreSQL build) or a view
         cur.execute(

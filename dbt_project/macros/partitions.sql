@@ -62,7 +62,7 @@
             {%- set legacy = this.identifier ~ '_unpartitioned' -%}
             alter table {{ this }} rename to {{ adapter.quote(legacy) }};
             create table {{ this }} (
-                like {{ this.schema }}.{{ adapter.quote(legacy) }} including defaults
+                like {{ this.schema }}.{{ adapter.quote(legacy) }} including defaults including constraints
             ) partition by range ({{ partition_column }});
             alter table {{ this }} attach partition {{ this.schema }}.{{ adapter.quote(legacy) }} default;
             {%- for index in config.get('indexes', default=[]) %}
