@@ -145,7 +145,7 @@ def drop_erased_lines(cur, keys: list[str]) -> dict[str, int]:
     # the rows this transaction copied: loaded_at is the transaction's now() (the column's default)
     erased = "in (select id_hash from raw.erased_ids)"
     cur.execute(
-        "with gone as (delete from raw.clickstream_events where loaded_at = now()"
+        "with gone as (delete from raw.clickstream_events where loaded_at = now()"  # noqa: S608 - constants
         f" and object_key = any(%(keys)s) and ({Hasher.sql(USER_ID)} {erased}"
         f" or {Hasher.sql(ANONYMOUS_ID)} {erased}) returning object_key)"
         " select object_key, count(*) from gone group by 1",
@@ -153,9 +153,7 @@ def drop_erased_lines(cur, keys: list[str]) -> dict[str, int]:
     )
     dropped = {key: int(n) for key, n in cur.fetchall()}
     for key, n in dropped.items():
-        log.info(
-            "Dropped %d lines of erased people from %s", n, key, extra={"object_key": key, "dropped": n}
-        )
+        log.info("Dropped %d lines of erased people from %s", n, key, extra={"object_key": key, "dropped": n})
     return dropped
 
 
@@ -245,9 +243,7 @@ def forget(
             if status == "done":
                 summary.status = "already"
                 summary.objects = list(report.get("objects", []))
-                summary.message = (
-                    f"nothing held for {asked_kind} {asked_id}: erased by {erasure_id} ({report.get('finished_at')})"
-                )
+                summary.message = f"nothing held for {asked_kind} {asked_id}: erased by {erasure_id} ({report.get('finished_at')})"
                 return summary
             if status == "removed":
                 left = _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summary)
@@ -613,12 +609,27 @@ def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summ
     for bucket, key in pending:
         if src is None or bucket != src.bucket:
             log.error(
-                "Cannot rewrite %s: it is in %s, not in the source %s", key, bucket, src.describe() if src else "-"
+                "Cannot rewrite %s: it is in %s, not in the source %s",
+                key,
+                bucket,
+                src.describe() if src else "-",
             )
             left += 1
             continue
+
+        def before_writing(removed: int, bucket=bucket, key=key) -> None:
+            # the count is kept before the object is written: killed after the write, the next
+            # run finds the lines gone already and keeps this count
+            with conn.cursor() as cur:
+                cur.execute(
+                    "update raw.erasure_objects set lines_removed = %s"
+                    " where erasure_id = %s and bucket = %s and object_key = %s",
+                    (removed, erasure_id, bucket, key),
+                )
+            conn.commit()
+
         try:
-            outcome = _rewrite_one(src, key, is_erased, versioned)
+            outcome = _rewrite_one(src, key, is_erased, versioned, before_writing)
         except Exception as exc:  # one object's failure leaves it pending for the next run
             log.error("Rewriting %s failed: %s", key, exc, extra={"object_key": key})
             left += 1
@@ -632,10 +643,11 @@ def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summ
                     (etag, size, bucket, key),
                 )
             cur.execute(
-                "update raw.erasure_objects set status = %s, lines_removed = coalesce(lines_removed, 0) + %s,"
+                "update raw.erasure_objects set status = %s,"
+                " lines_removed = case when %s > 0 then %s else coalesce(lines_removed, 0) end,"
                 " versions_deleted = coalesce(versions_deleted, 0) + %s"
                 " where erasure_id = %s and bucket = %s and object_key = %s",
-                (status, removed, versions, erasure_id, bucket, key),
+                (status, removed, removed, versions, erasure_id, bucket, key),
             )
         conn.commit()
         log.info(
@@ -655,7 +667,7 @@ def _versioned(src: S3Source) -> bool:
     return status in ("Enabled", "Suspended")
 
 
-def _rewrite_one(src, key: str, is_erased, versioned: bool):
+def _rewrite_one(src, key: str, is_erased, versioned: bool, before_writing):
     """(status, lines removed, old versions deleted, the object's ETag now, its size)."""
     if isinstance(src, LocalSource):
         path = Path(src.root) / key
@@ -664,6 +676,7 @@ def _rewrite_one(src, key: str, is_erased, versioned: bool):
         data = path.read_bytes()
         new, removed = filter_content(data, is_erased)
         if removed:
+            before_writing(removed)
             tmp = path.with_name(path.name + ".forget")
             tmp.write_bytes(new)
             os.replace(tmp, path)
@@ -681,6 +694,7 @@ def _rewrite_one(src, key: str, is_erased, versioned: bool):
     etag, version = got["ETag"].strip('"'), got.get("VersionId")
     new, removed = filter_content(data, is_erased)
     if removed:
+        before_writing(removed)
         extra = {k: got[k] for k in ("ContentType", "ContentEncoding") if got.get(k)}
         put = client.put_object(Bucket=src.bucket, Key=key, Body=new, **extra)
         etag, version = put["ETag"].strip('"'), put.get("VersionId")
@@ -733,6 +747,8 @@ def format_report(summary: ForgetSummary) -> str:
             f" {obj['versions_deleted']} old versions deleted ({obj['status']})"
         )
     if summary.rebuild and summary.status == "erased":
-        lines.append(f"  recounted: {summary.models_rebuilt} models rebuilt from the marts ({summary.rebuild})")
+        lines.append(
+            f"  recounted: {summary.models_rebuilt} models rebuilt from the marts ({summary.rebuild})"
+        )
     lines.append(f"  in {summary.seconds:.1f}s")
     return "\n".join(lines)
