@@ -198,13 +198,19 @@ class ForgetSummary:
     models_rebuilt: int = 0
     message: str = ""
     seconds: float = 0.0
+    asked_id: str = field(default="", repr=False)
 
     @property
     def ok(self) -> bool:
         return self.status in ("erased", "already")
 
-    def result(self) -> dict:
-        return asdict(self)
+    def result(self, with_ids: bool = True) -> dict:
+        """The summary; ``with_ids=False`` (the Lambda's, which is logged) without the id asked."""
+        out = asdict(self)
+        out.pop("asked_id")
+        if not with_ids and self.asked_id:
+            out["message"] = out["message"].replace(self.asked_id, "…")
+        return out
 
 
 # --- the command
@@ -224,7 +230,7 @@ def forget(
         raise LoaderError("give exactly one of --user-id and --anonymous-id")
     started = time.monotonic()
     asked_kind, asked_id = ("user_id", user_id) if user_id is not None else ("anonymous_id", anonymous_id)
-    summary = ForgetSummary(asked=asked_kind)
+    summary = ForgetSummary(asked=asked_kind, asked_id=asked_id)
     hasher = Hasher(erasure_key())
     conn = connect()
     try:

@@ -253,7 +253,7 @@ def forget_cli(run_cli, dbt_paths, *args: str):
 
 
 def test_forget_erases_the_person_everywhere_and_the_marts_equal_a_rebuild_without_them(
-    shop, run_cli, query, s3, loader_env, dbt_paths, make_database, s3_env
+    shop, run_cli, query, s3, loader_env, dbt_paths, make_database, s3_env, monkeypatch
 ):
     bucket = loader_env["RAW_BUCKET"]
     assert held_anywhere(query, s3, bucket), "the test's person is in the warehouse before forget"
@@ -301,11 +301,24 @@ def test_forget_erases_the_person_everywhere_and_the_marts_equal_a_rebuild_witho
     for (h,) in hashes:
         assert not any(i.encode() in bytes(h) for i in ANN_IDS)
 
-    # run twice: nothing changes, and it says so
+    # run twice: nothing changes, and it says so (the CLI, and the Lambda's payload, whose
+    # summary, logged in CloudWatch, names no id)
     twice = forget_cli(run_cli, dbt_paths, "--user-id", "user-ann")
     assert twice.returncode == 0, twice.stderr[-4000:]
     assert twice.stdout.startswith("forget already: nothing held for user_id user-ann")
     assert_marts_equal(snapshot_marts(loader_env), expected)
+    from loader import lambda_handler
+
+    monkeypatch.setenv("ERASURE_HASH_KEY", loader_env["ERASURE_HASH_KEY"])
+    monkeypatch.setattr(lambda_handler, "_settings", None)
+    by_lambda = lambda_handler.handler({"run": "forget", "anonymous_id": "anon-ann-laptop"}, None)
+    assert by_lambda["status"] == "already" and by_lambda["erasure_id"] == summary["erasure_id"]
+    assert not any(i in json.dumps(by_lambda) for i in ANN_IDS), by_lambda
+    assert lambda_handler.run({"run": "forget", "user_id": "nobody"}) == {
+        "status": "nothing",
+        "message": "nothing held for user_id",
+    }
+    assert lambda_handler.run({"run": "forget"})["status"] == "failed"
 
     # a later file with Ann's events (re-sent and new) loads without them, everyone else's with
     late_key = "events/2026/03/03/10/late.json"
