@@ -328,7 +328,7 @@ class Copier:
             for r in reader.stats.rejects
         ]
         if rejects:
-            erased = erased_rejects(cur, [sample for *_, sample, _ in rejects])
+            erased = erased_rejects(cur, rejects)
             rejects = [row for row, gone in zip(rejects, erased, strict=True) if not gone]
         if rejects:
             execute_values(

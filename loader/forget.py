@@ -144,10 +144,17 @@ def drop_erased_lines(cur, keys: list[str]) -> dict[str, int]:
     hasher = Hasher(erasure_key())
     # the rows this transaction copied: loaded_at is the transaction's now() (the column's default)
     erased = "in (select id_hash from raw.erased_ids)"
+    # the objects keep the lines in the bucket: each is marked for its erasure request, and the
+    # next forget of any of that person's ids rewrites it
     cur.execute(
         "with gone as (delete from raw.clickstream_events where loaded_at = now()"  # noqa: S608 - constants
         f" and object_key = any(%(keys)s) and ({Hasher.sql(USER_ID)} {erased}"
-        f" or {Hasher.sql(ANONYMOUS_ID)} {erased}) returning object_key)"
+        f" or {Hasher.sql(ANONYMOUS_ID)} {erased}) returning bucket, object_key,"
+        f" {Hasher.sql(USER_ID)} as user_hash, {Hasher.sql(ANONYMOUS_ID)} as anonymous_hash),"
+        " marked as (insert into raw.erasure_objects (erasure_id, bucket, object_key)"
+        " select distinct e.erasure_id, gone.bucket, gone.object_key from gone inner join raw.erased_ids as e"
+        " on e.id_hash in (gone.user_hash, gone.anonymous_hash)"
+        " on conflict (erasure_id, bucket, object_key) do update set status = 'pending')"
         " select object_key, count(*) from gone group by 1",
         {"keys": keys, **hasher.params()},
     )
@@ -157,9 +164,11 @@ def drop_erased_lines(cur, keys: list[str]) -> dict[str, int]:
     return dropped
 
 
-def erased_rejects(cur, samples: list[str | None]) -> list[bool]:
-    """For rejected lines about to be stored: whether each carries an erased id (read from its
-    text: a rejected line need not be JSON)."""
+def erased_rejects(cur, rejects: list[tuple]) -> list[bool]:
+    """For rejected lines about to be stored, ``(bucket, key, line_number, reason, sample, load_id)``:
+    whether each carries an erased id (read from its text: a rejected line need not be JSON); the
+    objects of those that do are marked for their erasure request (see ``drop_erased_lines``)."""
+    samples = [row[4] for row in rejects]
     if not any(samples):
         return [False] * len(samples)
     cur.execute("select exists (select 1 from raw.erased_ids)")
@@ -170,9 +179,20 @@ def erased_rejects(cur, samples: list[str | None]) -> list[bool]:
     every = sorted(set().union(*found))
     if not every:
         return [False] * len(samples)
-    cur.execute("select id_hash from raw.erased_ids where id_hash = any(%s)", (every,))
-    erased = {bytes(row[0]) for row in cur.fetchall()}
-    return [bool(hashes & erased) for hashes in found]
+    cur.execute("select id_hash, erasure_id from raw.erased_ids where id_hash = any(%s)", (every,))
+    erased = {bytes(h): e for h, e in cur.fetchall()}
+    marks = {
+        (erased[h], row[0], row[1])
+        for row, hashes in zip(rejects, found, strict=True)
+        for h in hashes
+        if h in erased
+    }
+    cur.executemany(
+        "insert into raw.erasure_objects (erasure_id, bucket, object_key) values (%s, %s, %s)"
+        " on conflict (erasure_id, bucket, object_key) do update set status = 'pending'",
+        sorted(marks),
+    )
+    return [bool(hashes & erased.keys()) for hashes in found]
 
 
 def _unescape(value: bytes) -> str:
@@ -248,11 +268,21 @@ def forget(
             summary.ids = int(report.get("ids", 0))
             if status == "done":
                 summary.status = "already"
-                summary.objects = list(report.get("objects", []))
                 summary.message = f"nothing held for {asked_kind} {asked_id}: erased by {erasure_id} ({report.get('finished_at')})"
+                # objects that came since with their lines (dropped at load, marked pending)
+                left, rewritten = _rewrite_objects(
+                    conn, settings, erasure_id, hasher, source, s3_client, summary
+                )
+                summary.objects = rewritten
+                if rewritten:
+                    summary.message += f"; {len(rewritten)} objects that came since rewritten"
+                if left:
+                    summary.status = "incomplete"
+                    summary.message += f"; {left} objects could not be rewritten: run forget again"
                 return summary
             if status == "removed":
-                left = _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summary)
+                left, _ = _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summary)
+                summary.objects = _objects_done(conn, erasure_id)
                 if left:
                     summary.status = "incomplete"
                     summary.message = (
@@ -584,8 +614,10 @@ def _line_is_erased(line: bytes, is_erased) -> bool:
         return any(is_erased(_unescape(m)) for m in _ID_IN_TEXT.findall(line))
 
 
-def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summary: ForgetSummary) -> int:
-    """Step 2: every pending object of the request rewritten; the number left pending."""
+def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summary: ForgetSummary):
+    """Step 2: every pending object of the request rewritten; (the number left pending, the
+    objects rewritten by this call)."""
+    done: set[tuple[str, str]] = set()
     with conn.cursor() as cur:
         cur.execute(
             "select bucket, object_key from raw.erasure_objects where erasure_id = %s and status = 'pending'"
@@ -656,6 +688,7 @@ def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summ
                 (status, removed, removed, versions, erasure_id, bucket, key),
             )
         conn.commit()
+        done.add((bucket, key))
         log.info(
             "Rewrote %s: %d lines removed, %d old versions deleted",
             key,
@@ -663,9 +696,8 @@ def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summ
             versions,
             extra={"object_key": key, "lines_removed": removed, "versions_deleted": versions},
         )
-    summary.objects = _objects_done(conn, erasure_id)
     summary.objects_left = left
-    return left
+    return left, [o for o in _objects_done(conn, erasure_id) if (o["bucket"], o["object_key"]) in done]
 
 
 def _versioned(src: S3Source) -> bool:

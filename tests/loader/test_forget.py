@@ -341,6 +341,15 @@ def test_forget_erases_the_person_everywhere_and_the_marts_equal_a_rebuild_witho
     assert query("select count(*) from analytics.fact_events where session_id = 's-bob-2'") == [(1,)]
     ann_ids = ("user-ann", "anon-ann-phone", "anon-ann-laptop", "s-ann-9")
     assert [f for f in held_anywhere(query, s3, bucket, ann_ids) if not f.startswith("s3://")] == []
+    # the bucket still has them in the late object, which the load marked: forget again rewrites it
+    assert held_anywhere(query, s3, bucket, ann_ids) != []
+    third = forget_cli(run_cli, dbt_paths, "--user-id", "user-ann", "--json")
+    assert third.returncode == 0, third.stderr[-4000:]
+    rewritten = json.loads(third.stdout)
+    assert rewritten["status"] == "already"
+    assert [(o["object_key"], o["lines_removed"]) for o in rewritten["objects"]] == [(late_key, 5)]
+    assert held_anywhere(query, s3, bucket, ann_ids) == []
+    assert query("select events_loaded from raw.load_manifest where object_key = %s", (late_key,)) == [(1,)]
 
 
 def test_forget_killed_midway_then_run_again_is_complete_and_exact(
