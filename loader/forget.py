@@ -553,6 +553,14 @@ def _recompute_products(cur, products: list[str]) -> int:
             params,
         )
         changed = cur.rowcount
+        cur.execute(
+            f"delete from analytics.dim_products as d where d.product_id = any(%(products)s)"  # noqa: S608
+            f" and not exists (select 1 from ({sightings}) as s where s.product_id = d.product_id)"
+            " and not exists (select 1 from analytics.fact_events as f where f.product_id = d.product_id)"
+            " and not exists (select 1 from analytics.fact_order_items as i where i.product_id = d.product_id)",
+            params,
+        )
+        changed += cur.rowcount
     cur.execute(
         "update analytics.fact_events as f set product_name = d.product_name,"
         " product_category = d.product_category, product_brand = d.product_brand,"

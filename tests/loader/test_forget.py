@@ -28,10 +28,11 @@ ANN_IDS = ("user-ann", "anon-ann-phone", "anon-ann-laptop", "s-ann-1", "s-ann-2"
 SCHEMAS = ("raw", "staging", "intermediate", "analytics")
 
 
-def ann_events() -> list[dict]:
+def ann_events(renames: bool = True) -> list[dict]:
     """Ann on two devices: a guest visit on her phone, then signed in on both, an order, a product
-    only she saw, and the latest sighting of p-2 (under a new name she alone saw)."""
+    only she saw, and (``renames``) the latest sighting of p-2, under a new name she alone saw."""
     e = rawdata.event
+    p2 = dict(rawdata.PRODUCTS["p-2"], name="Rain Jacket (renamed)", price=99.0) if renames else "p-2"
     return [
         e("page_view", T0, session_id="s-ann-1", anonymous_id="anon-ann-phone", device_type="mobile"),
         e(
@@ -55,7 +56,7 @@ def ann_events() -> list[dict]:
             T0 + timedelta(hours=3, minutes=2),
             session_id="s-ann-2",
             anonymous_id="anon-ann-laptop",
-            product=dict(rawdata.PRODUCTS["p-2"], name="Rain Jacket (renamed)", price=99.0),
+            product=p2,
         ),
         e(
             "sign_in",
@@ -116,10 +117,10 @@ def is_ann(line: str) -> bool:
     return any(f'"{i}"' in line for i in ("user-ann", "anon-ann-phone", "anon-ann-laptop"))
 
 
-def objects() -> dict[str, list[str]]:
+def objects(renames: bool = True) -> dict[str, list[str]]:
     """The raw files: NDJSON lines by key; Ann's lines among everyone's, a line that is not JSON
     and an event breaking the contract, both carrying her id, one gzip object."""
-    ann = [json.dumps(p) for p in ann_events()]
+    ann = [json.dumps(p) for p in ann_events(renames)]
     rest = [json.dumps(p) for p in others()]
     broken = '{"user_id": "user-ann", "event_name": "page_view", oops'
     invalid = json.dumps(
@@ -156,10 +157,13 @@ def dbt_paths(tmp_path, monkeypatch) -> dict[str, str]:
 
 @pytest.fixture
 def shop(loader_env, s3, run_cli, dbt_paths):
+    return load_shop(objects(), loader_env, s3, run_cli, dbt_paths)
+
+
+def load_shop(files, loader_env, s3, run_cli, dbt_paths):
     """The files in a versioned bucket, loaded in two runs, each followed by the cycle's build."""
     bucket = loader_env["RAW_BUCKET"]
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    files = objects()
     keys = list(files)
     for part in (keys[:3], keys[3:]):
         put_all(s3, bucket, {k: files[k] for k in part})
@@ -432,6 +436,41 @@ def test_forget_killed_midway_then_run_again_is_complete_and_exact(
     assert len(summary["objects"]) == 153 and sum(o["lines_removed"] for o in summary["objects"]) == 161
     assert query("select status from raw.erasure_requests") == [("done",)]
     assert held_anywhere(query, s3, bucket) == []
+    assert_marts_equal(snapshot_marts(loader_env), oracle(files, make_database, s3_env, dbt_paths))
+
+
+def test_forget_after_raw_was_trimmed_rewrites_the_trimmed_loads_objects(
+    loader_env, s3, run_cli, query, dbt_paths, make_database, s3_env
+):
+    """Raw as a landing table: a passed check trimmed every load, so the person's lines are only
+    in the bucket and the marts. Forget finds their objects through raw.trimmed_objects, and the
+    marts still equal a rebuild without them (here Ann is nobody's latest sighting of a product:
+    under trim a product's attributes stay, docs/privacy.md)."""
+    from dataclasses import replace
+
+    from loader.check import run_full_check
+    from loader.settings import Settings
+
+    files = load_shop(objects(renames=False), loader_env, s3, run_cli, dbt_paths)
+    checked = run_full_check(replace(Settings.from_env(), raw_table_retention_days=0.00001))
+    assert checked.status == "passed" and checked.trim["status"] == "trimmed", checked
+    assert query("select count(*) from raw.clickstream_events") == [(0,)]
+
+    result = forget_cli(run_cli, dbt_paths, "--user-id", "user-ann", "--json")
+    assert result.returncode == 0, result.stderr[-4000:]
+    summary = json.loads(result.stdout)
+    assert (
+        summary["tables"]["raw.clickstream_events"] == 0 and summary["tables"]["analytics.fact_events"] == 9
+    )
+    assert {o["object_key"]: o["lines_removed"] for o in summary["objects"]} == {
+        "events/2026/03/02/09/a.json": 3,
+        "events/2026/03/02/12/b.json": 7,
+        "events/2026/03/09/09/e.json": 1,
+        "events/2026/03/02/14/d.json": 0,  # read (a load of hers), not written: one version
+    }
+    versions = s3.list_object_versions(Bucket=loader_env["RAW_BUCKET"], Prefix="events/2026/03/02/14/d.json")
+    assert len(versions["Versions"]) == 1
+    assert held_anywhere(query, s3, loader_env["RAW_BUCKET"]) == []
     assert_marts_equal(snapshot_marts(loader_env), oracle(files, make_database, s3_env, dbt_paths))
 
 
