@@ -1,4 +1,4 @@
-"""``python -m loader load|check|trim|restore|retention|export-person|status|schedule``."""
+"""``python -m loader load|check|trim|restore|retention|export-person|forget|status|schedule``."""
 
 from __future__ import annotations
 
@@ -136,6 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     who = person.add_mutually_exclusive_group(required=True)
     who.add_argument("--user-id", help="the person's user id")
     who.add_argument("--anonymous-id", help="one of the person's anonymous (visitor) ids")
+
+    erase = sub.add_parser(
+        "forget",
+        help="erase a person and every id stitched to them: raw, rejects, the bucket's objects, every"
+        " mart row and aggregate; their ids join the erasure list (keyed hashes), so a later line is dropped",
+    )
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user-id", help="the person's user id")
+    who.add_argument("--anonymous-id", help="one of the person's anonymous (visitor) ids")
+    erase.add_argument(
+        "--source",
+        help="the bucket whose objects are rewritten: s3://bucket/prefix or a local directory"
+        " (default: s3://$RAW_BUCKET/$RAW_PREFIX)",
+    )
+    erase.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
 
     status = sub.add_parser("status", help="last runs, events loaded, rejects, lag")
     status.add_argument("--runs", type=int, default=10)
@@ -278,6 +293,23 @@ def _run_restore(settings: Settings, args) -> int:
     return EXIT_OK if summary.ok else EXIT_RUN_FAILED
 
 
+def _run_forget(settings: Settings, args) -> int:
+    from loader.forget import NothingHeld, forget, format_report
+
+    try:
+        summary = forget(settings, user_id=args.user_id, anonymous_id=args.anonymous_id, source=args.source)
+    except NothingHeld as exc:
+        if args.json:
+            print(json.dumps({"status": "nothing", "message": str(exc)}))
+        print(str(exc), file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except (LoaderError, SettingsError) as exc:
+        log.error("Forget failed: %s", exc)
+        return EXIT_FATAL
+    print(json.dumps(summary.result(), default=str) if args.json else format_report(summary))
+    return EXIT_OK if summary.ok else EXIT_RUN_FAILED
+
+
 def _full_check_when_due(settings: Settings) -> None:
     """The local stand-in for the schedule clickstream-etl-full-check: a full check when the
     marts have been built and the newest check is older than LOADER_FULL_CHECK_HOURS; its
@@ -374,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = ", ".join(f"{name} {count}" for name, count in document["counts"].items())
         print(f"exported {document['person']['user_keys']}: {counts}", file=sys.stderr)
         return EXIT_OK
+
+    if args.command == "forget":
+        return _run_forget(settings, args)
 
     if args.command == "trim":
         return _run_trim(settings, args)

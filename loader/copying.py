@@ -23,6 +23,7 @@ import psycopg2
 from psycopg2.extras import execute_values
 
 from loader.db import LOCK_CLASS, begin_load_transaction, rollback_quietly
+from loader.forget import drop_erased_lines, erased_rejects
 from loader.formats import CHUNK_BYTES, ObjectReader, Prefetcher, copy_escape
 from loader.progress import Progress
 from loader.runs import RunSummary, record_loaded
@@ -317,11 +318,18 @@ class Copier:
     def _record(self, cur, loaded: list[tuple[ObjectInfo, ObjectReader]], stamp) -> None:
         """Rejected lines, manifest rows and the run's counters, in the load's transaction."""
         bucket = self.source.bucket
+        # lines of erased people (python -m loader forget) never come back: dropped in this transaction
+        dropped = drop_erased_lines(cur, [obj.key for obj, _ in loaded])
+        for obj, reader in loaded:
+            reader.stats.events -= dropped.get(obj.key, 0)
         rejects = [
             (bucket, obj.key, r.line_number, r.reason, r.sample, self.load_id)
             for obj, reader in loaded
             for r in reader.stats.rejects
         ]
+        if rejects:
+            erased = erased_rejects(cur, rejects)
+            rejects = [row for row, gone in zip(rejects, erased, strict=True) if not gone]
         if rejects:
             execute_values(
                 cur,

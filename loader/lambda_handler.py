@@ -1,7 +1,8 @@
 """Entry point of the Lambda ``clickstream-etl-lambda`` (run by the EventBridge rule
 ``clickstream-etl-schedule``): any payload runs one load-then-build; ``{"run": "full_check"}``
 (the daily schedule ``clickstream-etl-full-check``) runs the full check (``loader.check``), and
-``{"run": "restore"}`` copies the loads trimmed from raw back from the bucket (``loader.trim``).
+``{"run": "restore"}`` copies the loads trimmed from raw back from the bucket (``loader.trim``),
+and ``{"run": "forget", "user_id": ID}`` (or ``"anonymous_id"``) erases one person (``loader.forget``).
 
 The load stops taking new objects when what is left of the invocation falls below
 ``LOADER_BUILD_MARGIN_SECONDS`` (kept for the dbt build); the objects left are loaded by the
@@ -18,7 +19,7 @@ import logging
 
 from loader.load import Budget, LoaderError, RunSummary, run_load
 from loader.logs import setup_logging
-from loader.settings import Settings
+from loader.settings import Settings, SettingsError
 
 log = logging.getLogger("loader")
 _settings: Settings | None = None
@@ -60,6 +61,8 @@ def run(event: dict | None = None, context=None) -> dict:
         except LoaderError as exc:
             log.error("Restore failed: %s", exc)
             return {"status": "failed", "error": str(exc)}
+    if isinstance(event, dict) and event.get("run") == "forget":
+        return _forget(settings, event)
     budget = Budget.lambda_context(context, settings.build_margin_seconds) if context is not None else None
     try:
         summary = run_load(settings, budget=budget)
@@ -70,9 +73,30 @@ def run(event: dict | None = None, context=None) -> dict:
     return summary.result()
 
 
+def _forget(settings: Settings, event: dict) -> dict:
+    """``{"run": "forget", "user_id": ID}`` or ``{"run": "forget", "anonymous_id": ID}``: erasure
+    (``loader.forget``). Resumable: a timed-out invocation is finished by the next one with the
+    same payload. The summary it returns (and logs) names no id."""
+    from loader.forget import NothingHeld, forget
+
+    user_id, anonymous_id = event.get("user_id"), event.get("anonymous_id")
+    if not isinstance(user_id or anonymous_id, str) or (user_id is None) == (anonymous_id is None):
+        return {"status": "failed", "error": 'give exactly one of "user_id" and "anonymous_id" (a string)'}
+    try:
+        return forget(settings, user_id=user_id, anonymous_id=anonymous_id).result(with_ids=False)
+    except NothingHeld:
+        return {
+            "status": "nothing",
+            "message": "nothing held for " + ("user_id" if user_id else "anonymous_id"),
+        }
+    except (LoaderError, SettingsError) as exc:
+        log.error("Forget failed: %s", exc)
+        return {"status": "failed", "error": str(exc)}
+
+
 def handler(event, context) -> dict:
     result = run(event, context)
     log.info("Run summary", extra={"summary": result})
-    if result["status"] not in ("succeeded", "passed", "restored", "nothing"):
+    if result["status"] not in ("succeeded", "passed", "restored", "nothing", "erased", "already"):
         raise EtlRunFailed(json.dumps(result, default=str))
     return result

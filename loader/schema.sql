@@ -294,3 +294,36 @@ create table if not exists raw.retention_drops (
     rows_removed bigint not null,
     dropped_at timestamptz not null default now()
 );
+
+-- erasure (python -m loader forget, docs/privacy.md "Erasure"): one row per request. It holds
+-- no id: what was removed, table by table and object by object (counts and object keys only),
+-- and how far it got (removed: the warehouse rows are gone, objects: the bucket's objects are
+-- rewritten, done: the aggregates are recounted), so a run killed midway is finished by the next
+create table if not exists raw.erasure_requests (
+    erasure_id uuid primary key,
+    requested_at timestamptz not null default now(),
+    asked text not null,
+    ids integer not null,
+    status text not null,
+    rebuild text not null,
+    report jsonb not null default '{}',
+    finished_at timestamptz
+);
+-- the erasure list: keyed hashes (HMAC-SHA256 under ERASURE_HASH_KEY) of every id erased, never
+-- the ids; the loader drops a later line that carries one
+create table if not exists raw.erased_ids (
+    id_hash bytea primary key,
+    erasure_id uuid not null,
+    erased_at timestamptz not null default now()
+);
+-- the bucket's objects that held a forgotten person's lines: rewritten without them (pending /
+-- done / gone), with the lines removed and the old versions deleted
+create table if not exists raw.erasure_objects (
+    erasure_id uuid not null,
+    bucket text not null,
+    object_key text not null,
+    status text not null default 'pending',
+    lines_removed integer,
+    versions_deleted integer,
+    primary key (erasure_id, bucket, object_key)
+);
