@@ -6,66 +6,18 @@ nothing."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import pytest
-from ingest_testlib import free_port, ndjson_records, wait_for_http
+from segment_testlib import WRITE_KEY, bucket_records, load_and_build
 
 ROOT = Path(__file__).resolve().parents[2]
-WRITE_KEY = "wk-sdk-test-5b1e0c2d"
 SHOPPER_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def segment_server(s3_endpoint, base_env, tmp_path_factory):
-    """``python -m ingest serve`` with a bucket of its own and the write key configured; yields
-    (base_url, env with the bucket)."""
-    bucket = f"raw-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name=base_env["AWS_REGION"]).create_bucket(
-        Bucket=bucket
-    )
-    env = dict(
-        base_env,
-        AWS_ENDPOINT_URL=s3_endpoint,
-        RAW_BUCKET=bucket,
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        INGEST_WRITE_KEYS=f"some-other-key-1,{WRITE_KEY}",
-    )
-    env.pop("INGEST_PORT", None)
-    port = free_port()
-    log = tmp_path_factory.mktemp("segment-server") / "server.log"
-    with log.open("w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/healthz")
-            yield f"http://127.0.0.1:{port}", env
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-def bucket_records(env: dict[str, str], prefix: str) -> list[dict]:
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"])
-    objects = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=env["RAW_BUCKET"], Prefix=prefix):
-        for item in page.get("Contents", []):
-            objects[item["Key"]] = s3.get_object(Bucket=env["RAW_BUCKET"], Key=item["Key"])["Body"].read()
-    return ndjson_records(objects)
 
 
 def make_client(sdk: str, write_key: str, host: str, errors: list):
@@ -169,36 +121,7 @@ def sdk_warehouse(segment_server, make_database, dbt):
         client.shutdown()
     after = len(bucket_records(env, ""))
 
-    db = dict(make_database())
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "RAW_BUCKET",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_REGION",
-    ):
-        db[name] = env[name]
-    since = (start - timedelta(days=1)).date().isoformat()
-    load = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loader",
-            "load",
-            "--source",
-            f"s3://{env['RAW_BUCKET']}/events/",
-            "--since",
-            since,
-            "--no-build",
-        ],
-        cwd=ROOT,
-        env=db,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert load.returncode == 0, load.stdout[-3000:] + load.stderr[-3000:]
-    dbt(db, "build")
+    db = load_and_build(env, make_database, dbt, since=start - timedelta(days=1))
     return {"env": env, "db": db, "errors": errors, "before": before, "after": after}
 
 

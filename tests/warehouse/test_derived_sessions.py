@@ -18,7 +18,9 @@ T0 = BASE_TIME  # 2026-03-02 09:00 UTC
 
 
 def sessionless(name: str, minutes: float, anonymous_id: str, **kwargs) -> dict:
-    payload = event(name, T0 + timedelta(minutes=minutes), session_id="-", anonymous_id=anonymous_id, **kwargs)
+    payload = event(
+        name, T0 + timedelta(minutes=minutes), session_id="-", anonymous_id=anonymous_id, **kwargs
+    )
     del payload["session_id"]
     return payload
 
@@ -79,7 +81,9 @@ def test_derived_sessions_in_the_marts(derived_warehouse):
         (a,),
     )
     assert (count, views, revenue) == (5, 1, 89.9)
-    [(steps,)] = rawdata.query(env, "select steps_reached from analytics.fact_funnels where session_id = %s", (a,))
+    [(steps,)] = rawdata.query(
+        env, "select steps_reached from analytics.fact_funnels where session_id = %s", (a,)
+    )
     assert steps == 5
     [(sessions,)] = rawdata.query(env, "select count(*) from analytics.fact_sessions")
     assert sessions == 5  # a: 2, b: 2, c: 1
