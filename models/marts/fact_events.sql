@@ -8,10 +8,11 @@
     new events alone.
     Sessions for events sent without a session_id (Segment's SDKs send none): a visitor's
     sessionless events in time order are one session until 30 minutes (var
-    session_inactivity_minutes) pass without one, keyed 'sx-' + md5(anonymous_id, the session's
-    first event_id). An incremental run continues the visitor's derived sessions already in the
-    mart: a new event within the gap of one of them joins it (the latest such session before
-    it, else the earliest after it), so the sessions already built never change key. -#}
+    session_inactivity_minutes) pass without one, keyed 'sx-' + md5(anonymous_id, the event_id
+    of the session's first loaded event). An incremental run continues the visitor's derived
+    sessions already in the mart: a new event within the gap of one of them joins it (the
+    latest such session before it, else the earliest after it), so the sessions already built
+    never change key. -#}
 {%- set event_columns = [
     'event_id', 'event_name', 'event_at', 'session_id', 'anonymous_id', 'user_id',
     'product_id', 'quantity', 'order_id', 'order_revenue', 'order_items', 'search_query',
@@ -96,6 +97,7 @@ sessionless_events as (
         new_events.event_id,
         new_events.anonymous_id,
         new_events.event_at,
+        new_events.loaded_at,
         cast(null as {{ dbt.type_string() }}) as session_id
     from new_events
     where new_events.session_id is null
@@ -109,6 +111,7 @@ sessionless_events as (
             already_loaded.event_id,
             already_loaded.anonymous_id,
             already_loaded.event_at,
+            already_loaded.loaded_at,
             already_loaded.session_id
         from {{ this }} as already_loaded
         where
@@ -162,16 +165,17 @@ timeline_runs as (
 ),
 
 runs_numbered as (
-    {#- per event: its run's first event, and two counters of the events already in the mart
+    {#- per event: its run's first loaded event (by loaded_at, then event_id: a late event never
+        changes it), and two counters of the events already in the mart
         (session_id set): up to it and from it on, which group each event with the nearest
         such event before and after it -#}
     select
         timeline_runs.*,
         first_value(timeline_runs.event_id) over (
             partition by timeline_runs.anonymous_id, timeline_runs.run_number
-            order by timeline_runs.event_at, timeline_runs.event_id
+            order by timeline_runs.loaded_at, timeline_runs.event_id
             rows between unbounded preceding and unbounded following
-        ) as run_first_event_id,
+        ) as run_first_loaded_event_id,
         count(timeline_runs.session_id) over (
             partition by timeline_runs.anonymous_id, timeline_runs.run_number
             order by timeline_runs.event_at, timeline_runs.event_id
@@ -208,7 +212,7 @@ derived_sessions as (
             {{ dbt.concat([
                 "'sx-'",
                 dbt.hash(dbt.concat([
-                    'runs_with_sessions.anonymous_id', "'/'", 'runs_with_sessions.run_first_event_id'
+                    'runs_with_sessions.anonymous_id', "'/'", 'runs_with_sessions.run_first_loaded_event_id'
                 ]))
             ]) }}
         ) as session_id

@@ -1,7 +1,8 @@
 """Sessions for events sent without a session_id (Segment's SDKs): fact_events gives a visitor's
 sessionless events, in time order, one session until 30 minutes pass without one (var
-session_inactivity_minutes). Built in two loads (a session that goes on across them, a new
-one after a gap) the marts equal a full rebuild; events with a session_id keep theirs."""
+session_inactivity_minutes), keyed by its first loaded event. Built in two loads (a session
+that goes on across them, a new one after a gap, a late event before a session's start) the
+marts equal a full rebuild; events with a session_id keep theirs."""
 
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ def sessionless(name: str, minutes: float, anonymous_id: str, **kwargs) -> dict:
     return payload
 
 
-def derived_id(anonymous_id: str, first_event: dict) -> str:
-    return "sx-" + hashlib.md5(f"{anonymous_id}/{first_event['event_id']}".encode()).hexdigest()  # noqa: S324
+def derived_id(anonymous_id: str, *first_loaded: dict) -> str:
+    """The key of a derived session: its first loaded event (the lowest event_id of its
+    earliest load)."""
+    first = min(e["event_id"] for e in first_loaded)
+    return "sx-" + hashlib.md5(f"{anonymous_id}/{first}".encode()).hexdigest()  # noqa: S324
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +57,8 @@ def derived_warehouse(make_database, dbt):
         "a6": sessionless("page_view", 120, "anon-a"),
         # b: 10 minutes after b2, same session
         "b3": sessionless("product_view", 41, "anon-b", product="p-2"),
+        # b: a late event 10 minutes before b1 joins b1's session, which keeps its key
+        "b0": sessionless("page_view", -10, "anon-b"),
     }
     rawdata.insert_raw(env, first.values(), loaded_at=T0 + timedelta(hours=1))
     dbt(env, "build")
@@ -65,16 +71,17 @@ def test_sessions_split_at_thirty_minutes_of_inactivity(derived_warehouse):
     env, events = derived_warehouse
     rows = dict(rawdata.query(env, "select event_id, session_id from analytics.fact_events"))
     session = {name: rows[payload["event_id"]] for name, payload in events.items()}
-    a, a_later = derived_id("anon-a", events["a1"]), derived_id("anon-a", events["a6"])
+    a = derived_id("anon-a", events["a1"], events["a2"], events["a3"])
+    a_later = derived_id("anon-a", events["a6"])
     assert [session[k] for k in ("a1", "a2", "a3", "a4", "a5", "a6")] == [a] * 5 + [a_later]
     b, b_later = derived_id("anon-b", events["b1"]), derived_id("anon-b", events["b2"])
-    assert [session[k] for k in ("b1", "b2", "b3")] == [b, b_later, b_later]
+    assert [session[k] for k in ("b0", "b1", "b2", "b3")] == [b, b, b_later, b_later]
     assert session["c1"] == session["c2"] == "s-c"
 
 
 def test_derived_sessions_in_the_marts(derived_warehouse):
     env, events = derived_warehouse
-    a = derived_id("anon-a", events["a1"])
+    a = derived_id("anon-a", events["a1"], events["a2"], events["a3"])
     [(count, views, revenue)] = rawdata.query(
         env,
         "select events, product_views, revenue::float from analytics.fact_sessions where session_id = %s",
