@@ -36,6 +36,8 @@ logger = logging.getLogger("ingest.api")
 EVENTS_PATH_SEGMENT = "events"
 IP_PROPERTY = "client_ip_prefix"
 ALLOWED_METHODS = "POST, OPTIONS"
+# what a rejected event's copy loses under a privacy signal (ours, and a Segment message's)
+IDENTIFIER_KEYS = ("anonymous_id", "session_id", "user_id", "anonymousId", "userId")
 PREFLIGHT_MAX_AGE = "86400"
 
 
@@ -267,9 +269,7 @@ def protect(
     if signals:
         for r in outcome.rejected:
             if isinstance(r["event"], dict):
-                r["event"] = {
-                    k: v for k, v in r["event"].items() if k not in ("anonymous_id", "session_id", "user_id")
-                }
+                r["event"] = {k: v for k, v in r["event"].items() if k not in IDENTIFIER_KEYS}
     if not marked:
         return counts
     if signals and settings.privacy_signals == "drop":

@@ -378,6 +378,14 @@ def test_cookieless_signal_applies(segment_env, invoke, bucket_objects):
     assert event["anonymous_id"].startswith("cl-") and "user_id" not in event
 
 
+def test_a_rejected_message_under_a_privacy_signal_keeps_no_identifier(segment_env, invoke, bucket_objects):
+    bad = message(event="Order Completed", userId="u-1", properties={})
+    response = post(invoke, "/v1/batch", {"batch": [bad]}, headers={"sec-gpc": "1"})
+    assert response["json"]["rejected"] == 1
+    [rejected] = ndjson_records(bucket_objects("rejected/"))
+    assert "anonymousId" not in rejected["event"] and "userId" not in rejected["event"]
+
+
 def test_preflight_and_foreign_origin(segment_env, invoke, bucket_objects):
     response = invoke(
         api_gateway_event(
