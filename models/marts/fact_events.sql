@@ -105,7 +105,8 @@ sessionless_events as (
 
 {% if is_incremental() %}
     {#- the visitors' derived sessions already in the mart, each event of them: what a new event
-        may continue (through the anonymous_id index) -#}
+        may continue. The visitors as a short list (in_short_list): one anonymous_id index descent
+        each, and none at all in a cycle without sessionless events -#}
     earlier_sessionless_events as (
         select
             already_loaded.event_id,
@@ -115,11 +116,11 @@ sessionless_events as (
             already_loaded.session_id
         from {{ this }} as already_loaded
         where
-            already_loaded.session_id like 'sx-%'
-            and exists (
-                select 1 from sessionless_events
-                where sessionless_events.anonymous_id = already_loaded.anonymous_id
-            )
+            {{ in_short_list(
+                'already_loaded.anonymous_id',
+                'select distinct sessionless_visitors.anonymous_id from sessionless_events as sessionless_visitors'
+            ) }}
+            and already_loaded.session_id like 'sx-%'
     ),
 
     visitor_timelines as (
