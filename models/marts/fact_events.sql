@@ -93,12 +93,9 @@ new_events as (
 ),
 
 sessionless_events as (
-    select
-        new_events.event_id,
-        new_events.anonymous_id,
-        new_events.event_at,
-        new_events.loaded_at,
-        cast(null as {{ dbt.type_string() }}) as session_id
+    {#- the new events without a session_id, whole (they go on to be written): the steps below
+        carry their columns through, so no step joins back to the cycle's events -#}
+    select new_events.*
     from new_events
     where new_events.session_id is null
 ),
@@ -109,11 +106,10 @@ sessionless_events as (
         each, and none at all in a cycle without sessionless events -#}
     earlier_sessionless_events as (
         select
-            already_loaded.event_id,
-            already_loaded.anonymous_id,
-            already_loaded.event_at,
-            already_loaded.loaded_at,
-            already_loaded.session_id
+            {% for column in event_columns -%}
+                already_loaded.{{ column }},
+            {% endfor -%}
+            {{ existing_column('already_loaded', 'inserted_at', dbt.type_timestamp()) }} as inserted_at
         from {{ this }} as already_loaded
         where
             {{ in_short_list(
@@ -204,36 +200,34 @@ runs_with_sessions as (
     from runs_numbered
 ),
 
-derived_sessions as (
+new_events_in_derived_sessions as (
     select
-        runs_with_sessions.event_id,
-        coalesce(
-            runs_with_sessions.session_before,
-            runs_with_sessions.session_after,
-            {{ dbt.concat([
-                "'sx-'",
-                dbt.hash(dbt.concat([
-                    'runs_with_sessions.anonymous_id', "'/'", 'runs_with_sessions.run_first_loaded_event_id'
-                ]))
-            ]) }}
-        ) as session_id
+        {% for column in event_columns -%}
+            {% if column == 'session_id' -%}
+                coalesce(
+                    runs_with_sessions.session_before,
+                    runs_with_sessions.session_after,
+                    {{ dbt.concat([
+                        "'sx-'",
+                        dbt.hash(dbt.concat([
+                            'runs_with_sessions.anonymous_id', "'/'", 'runs_with_sessions.run_first_loaded_event_id'
+                        ]))
+                    ]) }}
+                ) as session_id,
+            {% else -%}
+                runs_with_sessions.{{ column }},
+            {% endif -%}
+        {% endfor -%}
+        runs_with_sessions.inserted_at
     from runs_with_sessions
     where runs_with_sessions.session_id is null
 ),
 
 new_events_in_sessions as (
-    select
-        {% for column in event_columns -%}
-            {% if column == 'session_id' -%}
-                coalesce(new_events.session_id, derived_sessions.session_id) as session_id,
-            {% else -%}
-                new_events.{{ column }},
-            {% endif -%}
-        {% endfor -%}
-        new_events.inserted_at
-    from new_events
-    left join derived_sessions
-        on new_events.event_id = derived_sessions.event_id
+    select * from new_events
+    where session_id is not null
+    union all
+    select * from new_events_in_derived_sessions
 ),
 
 {% if is_incremental() %}
