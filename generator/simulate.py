@@ -238,7 +238,9 @@ ZERO_RESULT_QUERIES = [
     "sofa bed 3 seater",
 ]
 INVALID_TIMESTAMPS = ["yesterday", "", "2024-13-45T25:99:00Z", "1714557600", "01/05/2024 10:00"]
-INVALID_KINDS = ["missing_session_id", "bad_timestamp", "missing_event_id", "bad_event_name", "missing_block"]
+# an empty session_id, not a missing one: the warehouse derives the session of an event sent
+# without one (Segment's SDKs send none), so only an empty one is still broken
+INVALID_KINDS = ["empty_session_id", "bad_timestamp", "missing_event_id", "bad_event_name", "missing_block"]
 
 
 def parse_start(start: str | date | datetime | None, days: float | None) -> datetime:
@@ -488,8 +490,8 @@ class _Generator:
 
     def make_invalid(self, event: dict) -> None:
         kind = self.rng.choice(INVALID_KINDS)
-        if kind == "missing_session_id":
-            del event["session_id"]
+        if kind == "empty_session_id":
+            event["session_id"] = ""
         elif kind == "bad_timestamp":
             event["event_timestamp"] = self.rng.choice(INVALID_TIMESTAMPS)
         elif kind == "missing_event_id":
@@ -497,10 +499,12 @@ class _Generator:
         elif kind == "bad_event_name":
             event["event_name"] = event["event_name"].replace("_", " ").title() + "!"
         else:
-            for block in ("order", "product", "session_id"):
+            for block in ("order", "product"):
                 if block in event:
                     del event[block]
                     break
+            else:
+                event["session_id"] = ""
 
     # ---- sessions -----------------------------------------------------------------
     def session(self, start: int, campaign_share: float) -> None:

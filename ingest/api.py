@@ -22,19 +22,22 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ingest import segment
 from ingest.budget import RETRY_AFTER_SECONDS, BudgetExhausted, Deadline, StorageUnavailable
 from ingest.cookieless import make_cookieless, request_signals, wants_cookieless
 from ingest.destinations import Destinations
 from ingest.privacy import client_ip, scrub_event_urls, truncate_ip
 from ingest.settings import Settings
 from ingest.storage import ndjson_line, object_key
-from ingest.validation import event_errors
+from ingest.validation import SESSIONLESS_PLACEHOLDER, event_errors
 
 logger = logging.getLogger("ingest.api")
 
 EVENTS_PATH_SEGMENT = "events"
 IP_PROPERTY = "client_ip_prefix"
 ALLOWED_METHODS = "POST, OPTIONS"
+# what a rejected event's copy loses under a privacy signal (ours, and a Segment message's)
+IDENTIFIER_KEYS = ("anonymous_id", "session_id", "user_id", "anonymousId", "userId")
 PREFLIGHT_MAX_AGE = "86400"
 
 
@@ -133,15 +136,21 @@ def sort_events(
     ip_prefix: str | None,
     max_event_bytes: int | None = None,
     pii_query_keys: frozenset[str] = frozenset(),
+    sessionless: bool = False,
 ) -> Outcome:
     """Validate each event: accepted ones get received_at (and the truncated IP), rejected ones
     keep their index, reason and the event as sent. Both lose the ``pii_query_keys`` parameters
     of their page URL, path and referrer (``privacy.scrub_url``). With ``max_event_bytes``
     (Firehose's record limit) an event larger than that as stored is rejected too, with its size
-    as the reason."""
+    as the reason. ``sessionless`` (the Segment calls): an event may come without a session_id,
+    the warehouse derives its session; and an IP prefix the event already carries (from the
+    message's ``context.ip``, a server library's shopper) is kept."""
     outcome = Outcome()
     for index, sent in enumerate(events):
-        reasons = event_errors(sent)
+        candidate = sent
+        if sessionless and isinstance(sent, dict) and "session_id" not in sent:
+            candidate = {**sent, "session_id": SESSIONLESS_PLACEHOLDER}
+        reasons = event_errors(candidate)
         event = scrub_event_urls(sent, pii_query_keys)
         if reasons:
             outcome.rejected.append({"index": index, "reason": "; ".join(reasons), "event": event})
@@ -150,9 +159,10 @@ def sort_events(
         stored["received_at"] = received_at
         properties = stored.get("properties")
         properties = dict(properties) if isinstance(properties, dict) else {}
+        own_prefix = properties.pop(IP_PROPERTY, None) if sessionless else None
         properties.pop(IP_PROPERTY, None)
-        if ip_prefix:
-            properties[IP_PROPERTY] = ip_prefix
+        if own_prefix or ip_prefix:
+            properties[IP_PROPERTY] = own_prefix or ip_prefix
         if properties or "properties" in stored:
             stored["properties"] = properties
         if max_event_bytes is not None:
@@ -163,6 +173,81 @@ def sort_events(
                 continue
         outcome.accepted.append(stored)
     return outcome
+
+
+def _error_response(status: int, message: str, headers: dict[str, str], segment_call: bool) -> dict[str, Any]:
+    """``{"error": ...}``; on the Segment paths also ``code`` and ``message``, which Segment's
+    libraries log."""
+    body: dict[str, Any] = {"error": message}
+    if segment_call:
+        body.update({"success": False, "code": ERROR_CODES.get(status, "bad_request"), "message": message})
+    return _response(status, body, headers)
+
+
+ERROR_CODES = {400: "bad_request", 401: "unauthorized", 415: "unsupported_encoding"}
+
+
+def read_segment_call(
+    call: str,
+    event: dict[str, Any],
+    headers: dict[str, str],
+    settings: Settings,
+    destinations: Destinations,
+    at: datetime,
+    ip_prefix: str | None,
+) -> tuple[bytes, Outcome]:
+    """A Segment / RudderStack call (ingest/segment.py): the write key checked first (401, nothing
+    stored), the body gunzipped and held to Segment's limits, each message mapped onto the
+    contract, then validated and stamped like an event of POST /events."""
+    header_key = segment.basic_auth_user(headers.get("authorization"))
+    if header_key is not None and not segment.key_allowed(header_key, settings.write_keys):
+        raise segment.SegmentRequestError(401, "unknown write key")
+    try:
+        raw = decode_body(event, segment.MAX_BATCH_BYTES)
+    except RequestError as exc:  # Segment answers 400 to a body over its limit
+        raise segment.SegmentRequestError(400, exc.message) from exc
+    body = segment.inflate(raw, headers.get("content-encoding"))
+    document = segment.parse_document(body)
+    key = header_key or segment.write_key_of(None, document)
+    if not segment.key_allowed(key, settings.write_keys):
+        raise segment.SegmentRequestError(401, "unknown write key" if key else "write key required")
+    batch = segment.messages_of(document, call)
+    mapped: list[Any] = []
+    failures: dict[int, str] = {}
+    for index, message in enumerate(batch.messages):
+        try:
+            mapped.append(segment.to_event(message, key, at, batch, settings.pii_query_keys))
+        except segment.Unmappable as exc:
+            failures[index] = str(exc)
+            mapped.append(None)
+    outcome = sort_events(
+        [m for m in mapped if m is not None],
+        rfc3339_utc(at),
+        ip_prefix,
+        destinations.max_event_bytes,
+        settings.pii_query_keys,
+        sessionless=True,
+    )
+    # sort_events numbered the mapped events; give every rejection its message's index and copy
+    positions = [i for i, m in enumerate(mapped) if m is not None]
+    rejected = [
+        {
+            **r,
+            "index": positions[r["index"]],
+            "event": segment.rejected_copy(batch.messages[positions[r["index"]]], settings.pii_query_keys),
+        }
+        for r in outcome.rejected
+    ]
+    rejected += [
+        {
+            "index": i,
+            "reason": reason,
+            "event": segment.rejected_copy(batch.messages[i], settings.pii_query_keys),
+        }
+        for i, reason in failures.items()
+    ]
+    outcome.rejected = sorted(rejected, key=lambda r: r["index"])
+    return body, outcome
 
 
 def protect(
@@ -184,9 +269,7 @@ def protect(
     if signals:
         for r in outcome.rejected:
             if isinstance(r["event"], dict):
-                r["event"] = {
-                    k: v for k, v in r["event"].items() if k not in ("anonymous_id", "session_id", "user_id")
-                }
+                r["event"] = {k: v for k, v in r["event"].items() if k not in IDENTIFIER_KEYS}
     if not marked:
         return counts
     if signals and settings.privacy_signals == "drop":
@@ -253,7 +336,8 @@ def handle_http_event(
     allowed = origin_allowed(origin, headers.get("host"), settings) if origin else True
     cors = cors_headers(origin, allowed)
 
-    if path.rstrip("/").rsplit("/", 1)[-1] != EVENTS_PATH_SEGMENT:
+    call = segment.call_for_path(path)
+    if call is None and path.rstrip("/").rsplit("/", 1)[-1] != EVENTS_PATH_SEGMENT:
         return _response(404, {"error": "not found"}, cors)
     if method == "OPTIONS":
         if not origin or not allowed:
@@ -274,20 +358,23 @@ def handle_http_event(
         logger.warning("origin not allowed", extra={**log, "status": 403})
         return _response(403, {"error": "origin not allowed"}, cors)
 
-    try:
-        body = decode_body(event, settings.max_body_bytes)
-        events = parse_events(body, settings.max_events)
-    except RequestError as exc:
-        logger.info("request refused", extra={**log, "status": exc.status, "error": exc.message})
-        return _response(exc.status, {"error": exc.message}, cors)
-
     at = (now or datetime.now(UTC)).astimezone(UTC)
     received_at = rfc3339_utc(at)
     ip = client_ip(http.get("sourceIp"), headers.get("x-forwarded-for"))
     ip_prefix = truncate_ip(ip)
-    outcome = sort_events(
-        events, received_at, ip_prefix, destinations.max_event_bytes, settings.pii_query_keys
-    )
+    try:
+        if call is None:
+            body = decode_body(event, settings.max_body_bytes)
+            events = parse_events(body, settings.max_events)
+            outcome = sort_events(
+                events, received_at, ip_prefix, destinations.max_event_bytes, settings.pii_query_keys
+            )
+        else:
+            log["call"] = call
+            body, outcome = read_segment_call(call, event, headers, settings, destinations, at, ip_prefix)
+    except (RequestError, segment.SegmentRequestError) as exc:
+        logger.info("request refused", extra={**log, "status": exc.status, "error": exc.message})
+        return _error_response(exc.status, exc.message, cors, segment_call=call is not None)
     signals = request_signals(headers)
     try:
         privacy = protect(outcome, signals, settings, destinations, at, ip_prefix, headers, deadline)
@@ -325,6 +412,8 @@ def handle_http_event(
     }
     if privacy:  # "cookieless": events counted without their own ids; "dropped": not stored at all
         result.update(privacy)
+    if call is not None:
+        result["success"] = True  # what Segment's API answers
     logger.info(
         "events stored",
         extra={

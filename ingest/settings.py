@@ -7,7 +7,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ingest.privacy import DEFAULT_PII_QUERY_KEYS
 
@@ -79,6 +79,15 @@ def _privacy_signals(text: str) -> str:
     return value
 
 
+def _write_keys(text: str) -> tuple[str, ...]:
+    """INGEST_WRITE_KEYS: the comma-separated write keys of the Segment / RudderStack sources."""
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in keys if len(k) < 8 or ":" in k]
+    if bad:
+        raise SettingsError("INGEST_WRITE_KEYS: a write key has at least 8 characters and no ':'")
+    return keys
+
+
 @dataclass(frozen=True)
 class Settings:
     raw_bucket: str
@@ -102,6 +111,8 @@ class Settings:
     pii_query_keys: frozenset[str] = frozenset(DEFAULT_PII_QUERY_KEYS)
     # a request with Sec-GPC: 1 or DNT: 1: its events stored "cookieless" (ingest/cookieless.py) or "drop"ped
     privacy_signals: str = "cookieless"
+    # write keys the Segment / RudderStack endpoints accept (INGEST_WRITE_KEYS); none: every call 401
+    write_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def mode(self) -> str:
@@ -136,6 +147,7 @@ class Settings:
             max_attempts=_count(env, "INGEST_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 10),
             pii_query_keys=_pii_keys(env.get("INGEST_PII_QUERY_KEYS", "")),
             privacy_signals=_privacy_signals(env.get("INGEST_PRIVACY_SIGNALS", "")),
+            write_keys=_write_keys(env.get("INGEST_WRITE_KEYS", "")),
         )
 
 

@@ -18,6 +18,9 @@ SCHEMA_CANDIDATES = (
     _HERE.parent / "contract" / "event-v1.schema.json",
 )
 MAX_REASONS = 5
+# stands in for the session_id of a Segment message while it is validated: such an event is
+# stored without one and the warehouse derives its session (docs/warehouse.md)
+SESSIONLESS_PLACEHOLDER = "(derived in the warehouse)"
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 

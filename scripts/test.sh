@@ -15,6 +15,9 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 
+# the browser tests' npm packages (analytics.js 2.0), once per lock file
+scripts/node_deps.sh
+
 # the local PostgreSQL cluster; each test session works in databases of its own
 scripts/services.sh pg-up
 

@@ -5,7 +5,14 @@
     (a new identity stitch) or their product's attributes (dim_products) changed in this run:
     dbt_updated_at says when a row was last written, inserted_at when it was first (a restated
     row keeps it), so a model that reads neither user_key nor product attributes follows the
-    new events alone. -#}
+    new events alone.
+    Sessions for events sent without a session_id (Segment's SDKs send none): a visitor's
+    sessionless events in time order are one session until 30 minutes (var
+    session_inactivity_minutes) pass without one, keyed 'sx-' + md5(anonymous_id, the event_id
+    of the session's first loaded event). An incremental run continues the visitor's derived
+    sessions already in the mart: a new event within the gap of one of them joins it (the
+    latest such session before it, else the earliest after it), so the sessions already built
+    never change key. -#}
 {%- set event_columns = [
     'event_id', 'event_name', 'event_at', 'session_id', 'anonymous_id', 'user_id',
     'product_id', 'quantity', 'order_id', 'order_revenue', 'order_items', 'search_query',
@@ -92,6 +99,144 @@ new_events as (
         and {{ not_in_this('event_id', 'ranked_copies') }}
 ),
 
+sessionless_events as (
+    {#- the new events without a session_id, whole (they go on to be written): the steps below
+        carry their columns through, so no step joins back to the cycle's events -#}
+    select new_events.*
+    from new_events
+    where new_events.session_id is null
+),
+
+{% if is_incremental() %}
+    {#- the visitors' derived sessions already in the mart, each event of them: what a new event
+        may continue. The visitors as a short list (in_short_list): one anonymous_id index descent
+        each, and none at all in a cycle without sessionless events -#}
+    earlier_sessionless_events as (
+        select
+            {% for column in event_columns -%}
+                already_loaded.{{ column }},
+            {% endfor -%}
+            {{ existing_column('already_loaded', 'inserted_at', dbt.type_timestamp()) }} as inserted_at
+        from {{ this }} as already_loaded
+        where
+            {{ in_short_list(
+                'already_loaded.anonymous_id',
+                'select distinct sessionless_visitors.anonymous_id from sessionless_events as sessionless_visitors'
+            ) }}
+            and already_loaded.session_id like 'sx-%'
+    ),
+
+    visitor_timelines as (
+        select * from sessionless_events
+        union all
+        select * from earlier_sessionless_events
+    ),
+{% else %}
+    visitor_timelines as (
+        select * from sessionless_events
+    ),
+{% endif %}
+
+timeline_gaps as (
+    select
+        visitor_timelines.*,
+        {{ seconds_between(
+            'lag(visitor_timelines.event_at) over (partition by visitor_timelines.anonymous_id'
+            ~ ' order by visitor_timelines.event_at, visitor_timelines.event_id)',
+            'visitor_timelines.event_at'
+        ) }} as seconds_since_previous
+    from visitor_timelines
+),
+
+timeline_runs as (
+    {#- a run: events of a visitor with no gap over the inactivity limit between them -#}
+    select
+        timeline_gaps.*,
+        sum(
+            case
+                when
+                    timeline_gaps.seconds_since_previous is null
+                    or timeline_gaps.seconds_since_previous > {{ var('session_inactivity_minutes') * 60 }}
+                    then 1
+                else 0
+            end
+        ) over (
+            partition by timeline_gaps.anonymous_id
+            order by timeline_gaps.event_at, timeline_gaps.event_id
+            rows between unbounded preceding and current row
+        ) as run_number
+    from timeline_gaps
+),
+
+runs_numbered as (
+    {#- per event: its run's first loaded event (by loaded_at, then event_id: a late event never
+        changes it), and two counters of the events already in the mart
+        (session_id set): up to it and from it on, which group each event with the nearest
+        such event before and after it -#}
+    select
+        timeline_runs.*,
+        first_value(timeline_runs.event_id) over (
+            partition by timeline_runs.anonymous_id, timeline_runs.run_number
+            order by timeline_runs.loaded_at, timeline_runs.event_id
+            rows between unbounded preceding and unbounded following
+        ) as run_first_loaded_event_id,
+        count(timeline_runs.session_id) over (
+            partition by timeline_runs.anonymous_id, timeline_runs.run_number
+            order by timeline_runs.event_at, timeline_runs.event_id
+            rows between unbounded preceding and current row
+        ) as sessions_up_to,
+        count(timeline_runs.session_id) over (
+            partition by timeline_runs.anonymous_id, timeline_runs.run_number
+            order by timeline_runs.event_at, timeline_runs.event_id
+            rows between current row and unbounded following
+        ) as sessions_from
+    from timeline_runs
+),
+
+runs_with_sessions as (
+    {#- the derived session of the latest event already in the mart at or before each event,
+        and of the earliest one at or after it, within the run -#}
+    select
+        runs_numbered.*,
+        max(runs_numbered.session_id) over (
+            partition by runs_numbered.anonymous_id, runs_numbered.run_number, runs_numbered.sessions_up_to
+        ) as session_before,
+        max(runs_numbered.session_id) over (
+            partition by runs_numbered.anonymous_id, runs_numbered.run_number, runs_numbered.sessions_from
+        ) as session_after
+    from runs_numbered
+),
+
+new_events_in_derived_sessions as (
+    select
+        {% for column in event_columns -%}
+            {% if column == 'session_id' -%}
+                coalesce(
+                    runs_with_sessions.session_before,
+                    runs_with_sessions.session_after,
+                    {{ dbt.concat([
+                        "'sx-'",
+                        dbt.hash(dbt.concat([
+                            'runs_with_sessions.anonymous_id', "'/'", 'runs_with_sessions.run_first_loaded_event_id'
+                        ]))
+                    ]) }}
+                ) as session_id,
+            {% else -%}
+                runs_with_sessions.{{ column }},
+            {% endif -%}
+        {% endfor -%}
+        runs_with_sessions.inserted_at
+    from runs_with_sessions
+    where runs_with_sessions.session_id is null
+),
+
+new_events_in_sessions as (
+    select * from new_events
+    where session_id is not null
+    union all
+    select * from new_events_in_derived_sessions
+),
+
 {% if is_incremental() %}
     restated_events as (
         select
@@ -118,13 +263,13 @@ new_events as (
     ),
 
     events_to_write as (
-        select * from new_events
+        select * from new_events_in_sessions
         union all
         select * from restated_events
     ),
 {% else %}
     events_to_write as (
-        select * from new_events
+        select * from new_events_in_sessions
     ),
 {% endif %}
 

@@ -517,6 +517,7 @@ def test_ingest_lambda_and_http_api(resources, defaults):
         "CORS_ALLOWED_ORIGINS": {"Ref": "AllowedCorsOrigin"},
         "INGEST_PII_QUERY_KEYS": {"Ref": "PiiQueryKeys"},
         "INGEST_PRIVACY_SIGNALS": {"Ref": "PrivacySignals"},
+        "INGEST_WRITE_KEYS": {"Ref": "SegmentWriteKeys"},
     }
     api = resources["IngestApi"]["Properties"]
     assert api["ProtocolType"] == "HTTP"
@@ -524,6 +525,11 @@ def test_ingest_lambda_and_http_api(resources, defaults):
     assert "POST" in api["CorsConfiguration"]["AllowMethods"]
     route = resources["IngestRoute"]["Properties"]
     assert route["RouteKey"] == "POST /events"
+    # the Segment / RudderStack calls (ingest/segment.py): the write key authorizes them, in the handler
+    assert {resources[r]["Properties"]["RouteKey"] for r in ("SegmentV1Route", "SegmentShortRoute")} == {
+        "POST /v1/{call}",
+        "POST /{call}",
+    }
     assert route["AuthorizationType"] == {"Fn::If": ["HasCognito", "JWT", "NONE"]}
     authorizer = resources["IngestJwtAuthorizer"]
     assert authorizer["Condition"] == "HasCognito"

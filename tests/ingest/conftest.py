@@ -6,13 +6,16 @@ actually landed in that bucket."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
-from ingest_testlib import LambdaContext
+from ingest_testlib import LambdaContext, free_port, wait_for_http
+from segment_testlib import ROOT, WRITE_KEY
 
 
 @pytest.fixture
@@ -104,3 +107,38 @@ def bucket_objects(ingest_env) -> Callable[[str], dict[str, bytes]]:
         return objects
 
     return _read
+
+
+@pytest.fixture(scope="module")
+def segment_server(s3_endpoint, base_env, tmp_path_factory):
+    """``python -m ingest serve`` with a bucket of its own and the write key configured; yields
+    (base_url, env with the bucket)."""
+    bucket = f"raw-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name=base_env["AWS_REGION"]).create_bucket(
+        Bucket=bucket
+    )
+    env = dict(
+        base_env,
+        AWS_ENDPOINT_URL=s3_endpoint,
+        RAW_BUCKET=bucket,
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        INGEST_WRITE_KEYS=f"some-other-key-1,{WRITE_KEY}",
+    )
+    env.pop("INGEST_PORT", None)
+    port = free_port()
+    log = tmp_path_factory.mktemp("segment-server") / "server.log"
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/healthz")
+            yield f"http://127.0.0.1:{port}", env
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

@@ -19,6 +19,12 @@ LOAD_1 = T0 + timedelta(hours=2)
 LOAD_2 = T0 + timedelta(hours=3)
 
 
+def sessionless(name: str, at, anonymous_id: str, **kwargs) -> dict:
+    payload = event(name, at, session_id="-", anonymous_id=anonymous_id, **kwargs)
+    del payload["session_id"]
+    return payload
+
+
 def first_batch() -> tuple[list, dict]:
     shopper = {"session_id": "s-shopper", "anonymous_id": "anon-shopper"}
     guest = {"session_id": "s-guest", "anonymous_id": "anon-guest"}
@@ -37,11 +43,13 @@ def first_batch() -> tuple[list, dict]:
         ),
         # an unknown but well-formed event name: kept (and warned about)
         "unknown": event("wishlist_add", T0 + timedelta(minutes=5), **guest, product="p-2"),
+        # sent without a session_id (a Segment SDK): its session is derived (fact_events)
+        "sessionless": sessionless("page_view", T0 + timedelta(minutes=6), "anon-sdk"),
     }
     bad_date = event("page_view", T0, **guest)
     bad_date["event_timestamp"] = "2026-02-31T10:00:00Z"
-    no_session = event("page_view", T0, **guest)
-    del no_session["session_id"]
+    # an empty session_id is broken (one left out is derived by the warehouse: test_derived_sessions.py)
+    no_session = dict(event("page_view", T0, **guest), session_id="")
     bad_name = event("page_view", T0, **guest)
     bad_name["event_name"] = "Page View!"
     no_product = event("product_view", T0, **guest)
@@ -80,6 +88,12 @@ def second_batch(named: dict) -> tuple[list, dict]:
             product="p-2",
             received_at=T0 + timedelta(minutes=40),
         ),
+        # the sessionless visitor: 20 minutes later (the same derived session, across loads), and
+        # a late event 10 minutes before its first one (joins it, its key unchanged)
+        "sessionless_next": sessionless(
+            "product_view", T0 + timedelta(minutes=26), "anon-sdk", product="p-2"
+        ),
+        "sessionless_late": sessionless("page_view", T0 - timedelta(minutes=4), "anon-sdk"),
         "rename": event(
             "product_view",
             T0 + timedelta(minutes=33),
@@ -120,10 +134,10 @@ def test_invalid_lines_are_quarantined_with_their_reason(messy_warehouse):
     env, *_rest = messy_warehouse
     reasons = sorted(r for (r,) in rawdata.query(env, "select reason from analytics.rejected_events"))
     assert reasons == [
+        "empty session_id",
         "event_timestamp is not an RFC 3339 date-time",
         "malformed event_name",
         "missing product.id",
-        "missing session_id",
         "payload is not a JSON object",
     ]
 
@@ -151,6 +165,23 @@ def test_duplicates_bots_late_events_count_once(messy_warehouse):
         "select event_id from analytics.fact_events where is_client_clock_ahead",
     )
     assert ahead == [(named["ahead"]["event_id"],)]
+
+
+def test_sessionless_events_share_one_derived_session(messy_warehouse):
+    env, named, later, _first = messy_warehouse
+    ids = [
+        named["sessionless"]["event_id"],
+        later["sessionless_next"]["event_id"],
+        later["sessionless_late"]["event_id"],
+    ]
+    sessions = rawdata.query(
+        env, "select distinct session_id from analytics.fact_events where event_id = any(%s)", (ids,)
+    )
+    assert len(sessions) == 1 and sessions[0][0].startswith("sx-")
+    [(events,)] = rawdata.query(
+        env, "select events from analytics.fact_sessions where session_id = %s", (sessions[0][0],)
+    )
+    assert events == 3
 
 
 def test_sign_in_stitches_earlier_anonymous_events(messy_warehouse):

@@ -129,7 +129,8 @@ checked as (
             when normalised.event_timestamp is null then 'missing event_timestamp'
             when not normalised.is_event_timestamp_valid then 'event_timestamp is not an RFC 3339 date-time'
             when coalesce(normalised.anonymous_id, '') = '' then 'missing anonymous_id'
-            when coalesce(normalised.session_id, '') = '' then 'missing session_id'
+            {#- no session_id at all: the warehouse derives the session (fact_events) -#}
+            when normalised.session_id = '' then 'empty session_id'
             when not normalised.is_user_id_typed then 'user_id is not a string'
             when normalised.received_at_raw is not null and not normalised.is_received_at_valid
                 then 'received_at is not an RFC 3339 date-time'
