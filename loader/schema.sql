@@ -118,18 +118,25 @@ begin
             execute format('delete from %s where %I < %L', parent, part_column, cutoff);
             get diagnostics counted = row_count;
         end if;
-        relation_name := parent::text;
+        select format('%I.%I', namespace.nspname, class.relname) into relation_name
+        from pg_class as class
+        inner join pg_namespace as namespace on class.relnamespace = namespace.oid
+        where class.oid = parent;
         months_before := cutoff;
         removed := counted;
         return next;
         return;
     end if;
     for part in
-        select inherits.inhrelid::regclass as child, pg_get_expr(child.relpartbound, child.oid) as bound
+        select
+            inherits.inhrelid::regclass as child,
+            format('%I.%I', namespace.nspname, child.relname) as child_name,
+            pg_get_expr(child.relpartbound, child.oid) as bound
         from pg_inherits as inherits
         inner join pg_class as child on inherits.inhrelid = child.oid
+        inner join pg_namespace as namespace on child.relnamespace = namespace.oid
         where inherits.inhparent = parent
-        order by 2
+        order by 3
     loop
         if part.bound = 'DEFAULT' then
             if dry_run then
@@ -139,7 +146,7 @@ begin
                 get diagnostics counted = row_count;
             end if;
             if counted > 0 then
-                relation_name := part.child::text;
+                relation_name := part.child_name;
                 months_before := cutoff;
                 removed := counted;
                 return next;
@@ -149,7 +156,7 @@ begin
         upper_bound := substring(part.bound from 'TO \(''([0-9]{4}-[0-9]{2}-[0-9]{2})')::date;
         if upper_bound is not null and upper_bound <= cutoff then
             execute format('select count(*) from %s', part.child) into counted;
-            relation_name := part.child::text;
+            relation_name := part.child_name;
             if not dry_run then
                 execute format('drop table %s', part.child);
             end if;

@@ -214,7 +214,7 @@ def test_retention_drops_whole_old_months_and_keeps_the_aggregates(partitioned_w
     # the daily full check applies it, after its tests
     result = run_loader({**env, "RETENTION_MONTHS": "3"}, "check", "--json")
     assert result.returncode == 0, result.stderr
-    check = json.loads(result.stdout)
+    check = json.loads(result.stdout.strip().splitlines()[-1])  # after dbt's own output
     assert check["status"] == "passed", check
     summary = check["retention"]
     assert summary["status"] == "dropped", summary
