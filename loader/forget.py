@@ -48,14 +48,13 @@ from psycopg2 import sql
 
 from loader import schema
 from loader.db import BUILD_CLASS, FENCE_KEY, LoaderError, connect
-from loader.person import NothingHeld, _exists, _ids_of
+from loader.person import NothingHeld, _exists, _ids_of, person_tables
 from loader.runs import acquire_build_lock, release_build_lock
 from loader.settings import Settings, SettingsError
 from loader.sources import LocalSource, S3Source, make_s3_client, parse_source
 
 log = logging.getLogger("loader.forget")
 
-SCHEMAS = ("staging", "intermediate", "analytics")
 AGGREGATES = (
     "agg_events_hourly",
     "agg_product_daily",
@@ -72,7 +71,7 @@ AGGREGATES = (
 RAW_READERS = ("fact_events", "dim_products", "int_users_stitched", "int_raw_loads", "rejected_events")
 # per table, the person's columns that select their rows; a session id selects the rows of a
 # session's grain only (fact_events and fact_order_items keep other people's rows of a session)
-_NOT_BY_SESSION = {"fact_events", "fact_order_items"}
+_NOT_BY_SESSION = frozenset({"fact_events", "fact_order_items"})
 _ID_IN_TEXT = re.compile(rb'"(?:user_id|anonymous_id)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _key_cache: dict[str, bytes] = {}
 USER_ID, ANONYMOUS_ID = "payload->>'user_id'", "payload->>'anonymous_id'"
@@ -432,25 +431,10 @@ def _remove_rows(conn, hasher: Hasher, asked_kind, user_id, anonymous_id, summar
             "anonymous_id": anonymous_ids,
             "session_id": sorted(sessions),
         }
-        cur.execute(
-            "select c.table_schema, c.table_name, array_agg(c.column_name::text order by c.ordinal_position)"
-            " from information_schema.columns as c inner join information_schema.tables as t"
-            " on t.table_schema = c.table_schema and t.table_name = c.table_name"
-            " where c.table_schema = any(%s) and t.table_type = 'BASE TABLE' and c.column_name = any(%s)"
-            " group by 1, 2 order by 1, 2",
-            (list(SCHEMAS), list(values)),
-        )
-        for table_schema, table, columns in cur.fetchall():
-            conditions = [
-                sql.SQL("{} = any({})").format(sql.Identifier(column), sql.Placeholder(column))
-                for column in columns
-                if values[column] and not (column == "session_id" and table in _NOT_BY_SESSION)
-            ]
-            if not conditions:
-                continue
+        for table_schema, table, condition in person_tables(cur, values, _NOT_BY_SESSION):
             cur.execute(
                 sql.SQL("delete from {}.{} where {}").format(
-                    sql.Identifier(table_schema), sql.Identifier(table), sql.SQL(" or ").join(conditions)
+                    sql.Identifier(table_schema), sql.Identifier(table), condition
                 ),
                 values,
             )

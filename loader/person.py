@@ -24,11 +24,38 @@ from psycopg2 import sql
 from loader.db import LoaderError, connect
 
 SCHEMAS = ("staging", "intermediate", "analytics")
-PERSON_COLUMNS = ("user_key", "user_id", "anonymous_id", "session_id")
 
 
 class NothingHeld(LoaderError):
     """No row anywhere carries the id."""
+
+
+def person_tables(cur, values: dict[str, list], skip_sessions: frozenset[str] = frozenset()):
+    """(schema, table, the condition on its rows of the person) for every table of the staging,
+    intermediate and analytics schemas with a column of ``values`` (``{column: the person's
+    values}``; a column with none is left out, and so is session_id in the tables named in
+    ``skip_sessions``). A partitioned table counts once, not again through its partitions. The
+    condition's placeholders are the column names: execute it with ``values``."""
+    cur.execute(
+        "select c.table_schema, c.table_name, array_agg(c.column_name::text order by c.ordinal_position)"
+        " from information_schema.columns as c join information_schema.tables as t"
+        " on t.table_schema = c.table_schema and t.table_name = c.table_name"
+        " join pg_class as k on k.oid = format('%%I.%%I', c.table_schema, c.table_name)::regclass"
+        " where c.table_schema = any(%s) and t.table_type = 'BASE TABLE' and c.column_name = any(%s)"
+        " and not k.relispartition"
+        " group by 1, 2 order by 1, 2",
+        (list(SCHEMAS), list(values)),
+    )
+    found = []
+    for schema, table, columns in cur.fetchall():
+        conditions = [
+            sql.SQL("{} = any({})").format(sql.Identifier(column), sql.Placeholder(column))
+            for column in columns
+            if values[column] and not (column == "session_id" and table in skip_sessions)
+        ]
+        if conditions:
+            found.append((schema, table, sql.SQL(" or ").join(conditions)))
+    return found
 
 
 def _ids_of(cur, user_id: str | None, anonymous_id: str | None) -> tuple[str | None, list[str]]:
@@ -111,26 +138,11 @@ def export_person(*, user_id: str | None = None, anonymous_id: str | None = None
                 "anonymous_id": anonymous_ids,
             }
             values["session_id"] = sessions
-            cur.execute(
-                "select c.table_schema, c.table_name, array_agg(c.column_name::text order by c.ordinal_position)"
-                " from information_schema.columns as c join information_schema.tables as t"
-                " on t.table_schema = c.table_schema and t.table_name = c.table_name"
-                " where c.table_schema = any(%s) and t.table_type = 'BASE TABLE' and c.column_name = any(%s)"
-                " group by 1, 2 order by 1, 2",
-                (list(SCHEMAS), list(PERSON_COLUMNS)),
-            )
-            for schema, table, columns in cur.fetchall():
-                conditions = [
-                    sql.SQL("{} = any({})").format(sql.Identifier(column), sql.Placeholder(column))
-                    for column in columns
-                    if values[column]
-                ]
-                if not conditions:
-                    continue
+            for schema, table, condition in person_tables(cur, values):
                 query = sql.SQL("select * from {}.{} where {}").format(
-                    sql.Identifier(schema), sql.Identifier(table), sql.SQL(" or ").join(conditions)
+                    sql.Identifier(schema), sql.Identifier(table), condition
                 )
-                found = _rows(cur, query, {column: values[column] for column in columns})
+                found = _rows(cur, query, values)
                 if found:
                     tables[f"{schema}.{table}"] = found
             rejected = []

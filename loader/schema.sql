@@ -60,9 +60,6 @@ begin
         end loop;
         execute format('insert into %s select * from %s', parent, default_part);
         execute format('drop table %s', default_part);
-        if to_regclass(format('%I.%I', parent_schema, default_name)) is not null then
-            default_name := default_name || '_' || to_char(clock_timestamp(), 'YYYYMMDDHH24MISS');
-        end if;
         execute format('create table %I.%I partition of %s default', parent_schema, default_name, parent);
         default_part := format('%I.%I', parent_schema, default_name)::regclass;
         default_has_rows := false;
