@@ -331,17 +331,25 @@ def test_delivery_stream_role_writes_only_its_prefixes(resources):
     assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
 
-def test_etl_may_list_get_and_read_its_secret_only(resources):
+def test_etl_may_list_get_rewrite_events_and_read_its_secrets_only(resources):
+    """The loader reads the bucket; forget rewrites raw event objects (events/ only, never
+    rejected/ or the salts) and asks whether the bucket keeps versions; two secrets."""
     stmts = statements(resources["EtlFunctionRole"])
-    grants = {a: s["Resource"] for s in stmts for a in as_list(s["Action"])}
-    assert grants == {
-        "s3:ListBucket": {"Fn::GetAtt": ["RawBucket", "Arn"]},
-        "s3:GetObject": {"Fn::Sub": "${RawBucket.Arn}/*"},
-        "secretsmanager:GetSecretValue": {"Ref": "DbSecret"},
-        "logs:CreateLogStream": {"Fn::Sub": "${EtlLogGroup.Arn}:*"},
-        "logs:PutLogEvents": {"Fn::Sub": "${EtlLogGroup.Arn}:*"},
-        "sqs:SendMessage": {"Fn::GetAtt": ["EtlFailureQueue", "Arn"]},
-    }
+    grants = sorted(
+        (a, json.dumps(s["Resource"], sort_keys=True)) for s in stmts for a in as_list(s["Action"])
+    )
+    expected = [
+        ("s3:ListBucket", {"Fn::GetAtt": ["RawBucket", "Arn"]}),
+        ("s3:GetBucketVersioning", {"Fn::GetAtt": ["RawBucket", "Arn"]}),
+        ("s3:GetObject", {"Fn::Sub": "${RawBucket.Arn}/*"}),
+        ("s3:PutObject", {"Fn::Sub": "${RawBucket.Arn}/events/*"}),
+        ("secretsmanager:GetSecretValue", {"Ref": "DbSecret"}),
+        ("secretsmanager:GetSecretValue", {"Ref": "ErasureKeySecret"}),
+        ("logs:CreateLogStream", {"Fn::Sub": "${EtlLogGroup.Arn}:*"}),
+        ("logs:PutLogEvents", {"Fn::Sub": "${EtlLogGroup.Arn}:*"}),
+        ("sqs:SendMessage", {"Fn::GetAtt": ["EtlFailureQueue", "Arn"]}),
+    ]
+    assert grants == sorted((a, json.dumps(r, sort_keys=True)) for a, r in expected)
     managed = resources["EtlFunctionRole"]["Properties"]["ManagedPolicyArns"]
     assert [m["Fn::Sub"].rsplit("/", 1)[-1] for m in managed] == ["AWSLambdaVPCAccessExecutionRole"]
 
@@ -412,14 +420,40 @@ def test_ami_is_stock_al2023_or_a_prebaked_image(template, resources):
 
 def test_secrets_are_generated_never_written(template, resources):
     secrets = of_type(resources, "AWS::SecretsManager::Secret")
-    assert set(secrets) == {"DbSecret", "ReaderSecret"}
+    assert set(secrets) == {"DbSecret", "ReaderSecret", "ErasureKeySecret"}
     for name, secret in secrets.items():
         props = secret["Properties"]
         assert "SecretString" not in props, name
         gen = props["GenerateSecretString"]
-        assert gen["GenerateStringKey"] == "password" and gen["PasswordLength"] >= 24
+        assert gen["PasswordLength"] >= 24, name
+        if name != "ErasureKeySecret":
+            assert gen["GenerateStringKey"] == "password"
     for name in template["Parameters"]:
         assert "password" not in name.lower()
+
+
+def test_erasure_key_is_generated_kept_and_given_to_the_etl_only(resources, defaults):
+    """loader/forget.py reads the key of the erasure list from ERASURE_KEY_SECRET_ARN (the secret's
+    plain string). A new key would stop the list matching forgotten ids: the secret is never
+    rotated and outlives a deleted or replaced stack."""
+    secret = resources["ErasureKeySecret"]
+    assert secret["DeletionPolicy"] == "Retain" and secret["UpdateReplacePolicy"] == "Retain"
+    gen = secret["Properties"]["GenerateSecretString"]
+    assert "SecretStringTemplate" not in gen and "GenerateStringKey" not in gen
+    assert not of_type(resources, "AWS::SecretsManager::RotationSchedule")
+    env = resources["EtlFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["ERASURE_KEY_SECRET_ARN"] == {"Ref": "ErasureKeySecret"}
+    readers = [
+        name
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::IAM::Role"
+        and any(
+            "secretsmanager:GetSecretValue" in as_list(st["Action"])
+            and {"Ref": "ErasureKeySecret"} in as_list(st["Resource"])
+            for st in statements(resource)
+        )
+    ]
+    assert readers == ["EtlFunctionRole"]
 
 
 def test_loader_secret_has_the_fields_the_loader_reads(resources, defaults):
