@@ -69,10 +69,12 @@ def run_dbt_build(
     in_lambda: bool = False,
     extra_args: tuple[str, ...] = (),
     command: str = "build",
+    on_node=None,
 ) -> DbtOutcome:
     """Run ``dbt build`` (or ``command``, e.g. ``test``) on the project; never raises for a dbt
     failure (see ``success``). ``extra_args`` are added to dbt's command line (the Spark build's
-    target, for one)."""
+    target, for one). ``on_node``: called with each finished node's entry (as logged) the moment
+    it finishes; an exception it raises is logged and does not stop the build."""
     from dbt.cli.main import dbtRunner
 
     args = [command, "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), *extra_args]
@@ -93,6 +95,11 @@ def run_dbt_build(
             return
         if entry is not None:
             finished.append(entry)
+            if on_node is not None:
+                try:
+                    on_node(entry)
+                except Exception as exc:
+                    log.warning("Could not record the end of dbt node %s: %s", entry["node"], exc)
 
     log.info("Running dbt %s", command, extra={"project_dir": str(project_dir)})
     try:

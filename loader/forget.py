@@ -215,6 +215,8 @@ class ForgetSummary:
     objects_left: int = 0
     rebuild: str | None = None
     models_rebuilt: int = 0
+    # models an earlier run of this request recounted before it was stopped (not rebuilt again)
+    models_recounted_before: list[str] = field(default_factory=list)
     message: str = ""
     seconds: float = 0.0
     asked_id: str = field(default="", repr=False)
@@ -294,7 +296,7 @@ def forget(
             else:
                 summary.objects = _objects_done(conn, erasure_id)
             if status == "objects":
-                if not _rebuild(settings, rebuild, summary):
+                if not _rebuild(settings, erasure_id, rebuild, report.get("recounted", []), summary):
                     summary.status = "incomplete"
                     summary.message = "recounting the aggregates failed (see the log): run forget again"
                     return summary
@@ -742,24 +744,60 @@ def _rewrite_one(src, key: str, is_erased, versioned: bool, before_writing):
 # --- step 3: the aggregates
 
 
-def _rebuild(settings: Settings, rebuild: str | None, summary: ForgetSummary) -> bool:
+def _rebuild(
+    settings: Settings, erasure_id, rebuild: str | None, recounted: list[str], summary: ForgetSummary
+) -> bool:
     """Recount what counted the person: a full build of the aggregates (or of every model below
-    fact_events but the raw readers), from the marts."""
+    fact_events but the raw readers), from the marts. Each model is recorded in the request
+    (report.recounted) the moment its rebuild commits, and a run after a stopped one (a Lambda
+    timeout, a kill) leaves those out: every run gets further, even when the whole recount is
+    longer than one invocation may run."""
     from loader.dbt_step import run_dbt_build
 
     if rebuild == "derived":
         select = ("--select", "fact_events+", "--exclude", *RAW_READERS, "tag:full_scan")
     else:
         select = ("--select", *AGGREGATES, "--exclude", "tag:full_scan")
-    log.info("Recounting the aggregates that counted the erased person: dbt build --full-refresh %s", rebuild)
-    outcome = run_dbt_build(
-        settings.dbt_project_dir,
-        settings.dbt_profiles_dir,
-        in_lambda=settings.in_lambda,
-        # --quiet: dbt writes no progress to stdout (the command prints its report there); each
-        # node is still logged by loader.dbt_step
-        extra_args=("--quiet", "--full-refresh", *select, "--exclude-resource-type", "unit_test"),
+    summary.models_recounted_before = list(recounted)
+    done_before = ("--exclude", *recounted) if recounted else ()
+    log.info(
+        "Recounting the aggregates that counted the erased person: dbt build --full-refresh %s%s",
+        rebuild,
+        f" (recounted by an earlier run: {', '.join(recounted)})" if recounted else "",
     )
+    progress = connect()
+    progress.autocommit = True
+
+    def record(entry: dict) -> None:
+        if entry["resource_type"] != "model" or entry["status"] != "success":
+            return
+        with progress.cursor() as cur:
+            cur.execute(
+                "update raw.erasure_requests set report = jsonb_set(report, '{recounted}',"
+                " coalesce(report -> 'recounted', '[]'::jsonb) || to_jsonb(%s::text))"
+                " where erasure_id = %s",
+                (entry["node"], erasure_id),
+            )
+
+    try:
+        outcome = run_dbt_build(
+            settings.dbt_project_dir,
+            settings.dbt_profiles_dir,
+            in_lambda=settings.in_lambda,
+            # --quiet: dbt writes no progress to stdout (the command prints its report there); each
+            # node is still logged by loader.dbt_step
+            extra_args=(
+                "--quiet",
+                "--full-refresh",
+                *select,
+                *done_before,
+                "--exclude-resource-type",
+                "unit_test",
+            ),
+            on_node=record,
+        )
+    finally:
+        progress.close()
     summary.models_rebuilt = outcome.models_built
     if not outcome.success:
         log.error("Recounting the aggregates failed: %s", outcome.error)
@@ -779,6 +817,11 @@ def format_report(summary: ForgetSummary) -> str:
     if summary.rebuild and summary.status == "erased":
         lines.append(
             f"  recounted: {summary.models_rebuilt} models rebuilt from the marts ({summary.rebuild})"
+            + (
+                f", after {len(summary.models_recounted_before)} by an earlier run"
+                if summary.models_recounted_before
+                else ""
+            )
         )
     lines.append(f"  in {summary.seconds:.1f}s")
     return "\n".join(lines)

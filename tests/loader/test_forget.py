@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -428,11 +429,19 @@ def test_forget_killed_midway_then_run_again_is_complete_and_exact(
     kill_when(lambda: "dbt model " in log.read_text())
     assert "dbt build finished" not in log.read_text()
     assert query("select status from raw.erasure_requests") == [("objects",)]
+    # the models whose rebuild committed are recorded, and the next run leaves them out: a recount
+    # longer than one Lambda invocation still gets done
+    [(recounted,)] = query("select report -> 'recounted' from raw.erasure_requests")
+    logged = re.findall(r"dbt model (\w+): success", log.read_text())
+    assert recounted and set(recounted) <= set(logged), (recounted, logged)
 
     result = forget_cli(run_cli, dbt_paths, "--user-id", "user-ann", "--json")
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads(result.stdout)
     assert summary["status"] == "erased", summary
+    assert summary["models_recounted_before"] == recounted
+    rebuilt_now = re.findall(r"dbt model (\w+): success", result.stderr)
+    assert rebuilt_now and not set(recounted) & set(rebuilt_now), (recounted, rebuilt_now)
     assert len(summary["objects"]) == 153 and sum(o["lines_removed"] for o in summary["objects"]) == 161
     assert query("select status from raw.erasure_requests") == [("done",)]
     assert held_anywhere(query, s3, bucket) == []
