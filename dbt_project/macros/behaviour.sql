@@ -174,6 +174,8 @@
     select changed_events.session_id
     from {{ ref('fact_events') }} as changed_events
     where changed_events.dbt_updated_at > {{ run_watermark() }}
+    union
+    {{ retired_sessions() }}
 {%- endmacro %}
 
 {# int_user_orders' keys to recompute: the orders with purchase events written or restated in

@@ -15,9 +15,10 @@
    - keys: the key column name, a list of them, or a dict {key name: expression over the
      upstream relation's columns}; with several relations an expression can be a list of
      one expression per relation (e.g. {'event_date': ['event_date', 'ordered_date']})
+   - also: a select of further keys (one column, the key's), unioned, e.g. moved_session_dates()
    The upstream relation is read directly rather than through the model's import CTE: a
    second reference to that CTE would materialise it whole. #}
-{% macro touched_keys(name, relations, keys, changed_column='dbt_updated_at') -%}
+{% macro touched_keys(name, relations, keys, changed_column='dbt_updated_at', also=none) -%}
     {%- if is_incremental() -%}
         {#- a relation is a mapping too (dbt's FakeAPIObject): only a plain list is several relations -#}
         {%- set relations = relations if relations is sequence and relations is not string and relations is not mapping else [relations] -%}
@@ -33,6 +34,10 @@
         {%- endif -%}
         {{ name }} as (
         {{ adapter.dispatch('touched_keys', 'clickstream_analytics')(relations, keys, changed_column) }}
+        {%- if also %}
+        union
+        {{ also }}
+        {%- endif %}
     ),
     {%- endif -%}
 {%- endmacro %}

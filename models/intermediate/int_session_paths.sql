@@ -14,6 +14,7 @@
         materialized='incremental',
         unique_key='session_id',
         incremental_strategy=keyed_incremental_strategy(),
+        pre_hook="{{ delete_retired_sessions() }}",
         indexes=[
             {'columns': ['session_id'], 'unique': true},
             {'columns': ['session_date']},

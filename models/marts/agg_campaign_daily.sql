@@ -3,7 +3,10 @@
     sessions whose facts changed (facts_changed_at: an event joined them) since the last run
     are recomputed whole. -#}
 
-{{ config(**replace_by_key_on_spark('session_date')) }}
+{{ config(
+    pre_hook="{{ delete_moved_session_dates() }}",
+    **replace_by_key_on_spark('session_date')
+) }}
 
 with
 
@@ -20,7 +23,7 @@ sessions as (
     from {{ ref('fact_sessions') }}
 ),
 
-{{ touched_keys('touched_dates', ref('fact_sessions'), 'session_date', changed_column='facts_changed_at') }}
+{{ touched_keys('touched_dates', ref('fact_sessions'), 'session_date', changed_column='facts_changed_at', also=moved_session_dates()) }}
 
 final as (
     select

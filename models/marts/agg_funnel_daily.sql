@@ -3,7 +3,10 @@
     whose facts changed (facts_changed_at) since the last run are recomputed whole. -#}
 {%- set steps = var('funnel_steps') -%}
 
-{{ config(**replace_by_key_on_spark('session_date')) }}
+{{ config(
+    pre_hook="{{ delete_moved_session_dates() }}",
+    **replace_by_key_on_spark('session_date')
+) }}
 
 with
 
@@ -20,7 +23,7 @@ funnels as (
     from {{ ref('fact_funnels') }}
 ),
 
-{{ touched_keys('touched_dates', ref('fact_funnels'), 'session_date', changed_column='facts_changed_at') }}
+{{ touched_keys('touched_dates', ref('fact_funnels'), 'session_date', changed_column='facts_changed_at', also=moved_session_dates()) }}
 
 final as (
     select

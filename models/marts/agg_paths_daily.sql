@@ -4,7 +4,10 @@
     dates with sessions rewritten in int_session_paths since the last run are recounted from
     it (one row per session: a date's count costs its sessions, never its events). -#}
 
-{{ config(**replace_by_key_on_spark('session_date')) }}
+{{ config(
+    pre_hook="{{ delete_moved_session_dates() }}",
+    **replace_by_key_on_spark('session_date')
+) }}
 
 with
 
@@ -20,7 +23,7 @@ session_paths as (
     from {{ ref('int_session_paths') }}
 ),
 
-{{ touched_keys('touched_dates', ref('int_session_paths'), 'session_date') }}
+{{ touched_keys('touched_dates', ref('int_session_paths'), 'session_date', also=moved_session_dates()) }}
 
 final as (
     select

@@ -5,7 +5,10 @@
     fact_funnels. Incremental: session dates with sessions whose facts changed (facts_changed_at) since
     the last run are recomputed whole. -#}
 
-{{ config(**replace_by_key_on_spark('session_date')) }}
+{{ config(
+    pre_hook="{{ delete_moved_session_dates() }}",
+    **replace_by_key_on_spark('session_date')
+) }}
 
 with
 
@@ -23,7 +26,7 @@ funnels as (
     from {{ ref('fact_funnels') }}
 ),
 
-{{ touched_keys('touched_dates', ref('fact_funnels'), 'session_date', changed_column='facts_changed_at') }}
+{{ touched_keys('touched_dates', ref('fact_funnels'), 'session_date', changed_column='facts_changed_at', also=moved_session_dates()) }}
 
 final as (
     select

@@ -9,10 +9,12 @@
     Sessions for events sent without a session_id (Segment's SDKs send none): a visitor's
     sessionless events in time order are one session until 30 minutes (var
     session_inactivity_minutes) pass without one, keyed 'sx-' + md5(anonymous_id, the event_id
-    of the session's first loaded event). An incremental run continues the visitor's derived
-    sessions already in the mart: a new event within the gap of one of them joins it (the
-    latest such session before it, else the earliest after it), so the sessions already built
-    never change key. -#}
+    of the session's first loaded event). An incremental run splits again the whole timeline of
+    each visitor with new sessionless events (their derived sessions already in the mart
+    included), so every run of events gets the key a full rebuild gives it: a session a new
+    event joins keeps its key, and when a new event joins two sessions their events take the
+    key of the first loaded one, the other's are restated (previous_session_id names the session
+    they left) and its key is retired (post-hook record_retired_sessions, macros/session_moves.sql). -#}
 {%- set event_columns = [
     'event_id', 'event_name', 'event_at', 'session_id', 'anonymous_id', 'user_id',
     'product_id', 'quantity', 'order_id', 'order_revenue', 'order_items', 'search_query',
@@ -26,6 +28,7 @@
     unique_key=(['event_id', 'event_date'] if target.type == 'postgres' else 'event_id'),
     post_hook=[
     "{{ maintain_month_partitions() }}",
+    "{{ record_retired_sessions() }}",
     "{{ record_incremental_run() }}",
     "{{ record_full_build() }}",
     "{{ ensure_purchase_indexes() }}",
@@ -169,41 +172,27 @@ timeline_runs as (
 ),
 
 runs_numbered as (
-    {#- per event: its run's first loaded event (by loaded_at, then event_id: a late event never
-        changes it), and two counters of the events already in the mart
-        (session_id set): up to it and from it on, which group each event with the nearest
-        such event before and after it -#}
+    {#- per event: its run's first loaded event (by loaded_at, then event_id), whose key the
+        whole run takes, as a full rebuild gives it -#}
     select
         timeline_runs.*,
         first_value(timeline_runs.event_id) over (
             partition by timeline_runs.anonymous_id, timeline_runs.run_number
             order by timeline_runs.loaded_at, timeline_runs.event_id
             rows between unbounded preceding and unbounded following
-        ) as run_first_loaded_event_id,
-        count(timeline_runs.session_id) over (
-            partition by timeline_runs.anonymous_id, timeline_runs.run_number
-            order by timeline_runs.event_at, timeline_runs.event_id
-            rows between unbounded preceding and current row
-        ) as sessions_up_to,
-        count(timeline_runs.session_id) over (
-            partition by timeline_runs.anonymous_id, timeline_runs.run_number
-            order by timeline_runs.event_at, timeline_runs.event_id
-            rows between current row and unbounded following
-        ) as sessions_from
+        ) as run_first_loaded_event_id
     from timeline_runs
 ),
 
-runs_with_sessions as (
-    {#- the derived session of the latest event already in the mart at or before each event,
-        and of the earliest one at or after it, within the run -#}
+timeline_sessions as (
     select
         runs_numbered.*,
-        max(runs_numbered.session_id) over (
-            partition by runs_numbered.anonymous_id, runs_numbered.run_number, runs_numbered.sessions_up_to
-        ) as session_before,
-        max(runs_numbered.session_id) over (
-            partition by runs_numbered.anonymous_id, runs_numbered.run_number, runs_numbered.sessions_from
-        ) as session_after
+        {{ dbt.concat([
+            "'sx-'",
+            dbt.hash(dbt.concat([
+                'runs_numbered.anonymous_id', "'/'", 'runs_numbered.run_first_loaded_event_id'
+            ]))
+        ]) }} as derived_session_id
     from runs_numbered
 ),
 
@@ -211,28 +200,47 @@ new_events_in_derived_sessions as (
     select
         {% for column in event_columns -%}
             {% if column == 'session_id' -%}
-                coalesce(
-                    runs_with_sessions.session_before,
-                    runs_with_sessions.session_after,
-                    {{ dbt.concat([
-                        "'sx-'",
-                        dbt.hash(dbt.concat([
-                            'runs_with_sessions.anonymous_id', "'/'", 'runs_with_sessions.run_first_loaded_event_id'
-                        ]))
-                    ]) }}
-                ) as session_id,
+                timeline_sessions.derived_session_id as session_id,
             {% else -%}
-                runs_with_sessions.{{ column }},
+                timeline_sessions.{{ column }},
             {% endif -%}
         {% endfor -%}
-        runs_with_sessions.inserted_at
-    from runs_with_sessions
-    where runs_with_sessions.session_id is null
+        timeline_sessions.inserted_at,
+        cast(null as {{ dbt.type_string() }}) as previous_session_id
+    from timeline_sessions
+    where timeline_sessions.session_id is null
 ),
 
+{% if is_incremental() %}
+    resessioned_events as (
+        {#- events already in the mart whose derived session this run re-keys: a new event that
+            joins two of a visitor's sessions (within the inactivity limit of both) makes them
+            one run, whose key is that of its first loaded event, in one of them; the other's
+            events move to it and its key is retired (post-hook record_retired_sessions). The
+            same for a late event loaded before every event of the session it joins. -#}
+        select
+            {% for column in event_columns -%}
+                {% if column == 'session_id' -%}
+                    timeline_sessions.derived_session_id as session_id,
+                {% else -%}
+                    timeline_sessions.{{ column }},
+                {% endif -%}
+            {% endfor -%}
+            timeline_sessions.inserted_at,
+            timeline_sessions.session_id as previous_session_id
+        from timeline_sessions
+        where
+            timeline_sessions.session_id is not null
+            and timeline_sessions.session_id != timeline_sessions.derived_session_id
+    ),
+{% endif %}
+
 new_events_in_sessions as (
-    select * from new_events
-    where session_id is not null
+    select
+        new_events.*,
+        cast(null as {{ dbt.type_string() }}) as previous_session_id
+    from new_events
+    where new_events.session_id is not null
     union all
     select * from new_events_in_derived_sessions
 ),
@@ -243,14 +251,15 @@ new_events_in_sessions as (
             {% for column in event_columns -%}
                 already_loaded.{{ column }},
             {% endfor -%}
-            {{ existing_column('already_loaded', 'inserted_at', dbt.type_timestamp()) }} as inserted_at
+            {{ existing_column('already_loaded', 'inserted_at', dbt.type_timestamp()) }} as inserted_at,
+            cast(null as {{ dbt.type_string() }}) as previous_session_id
         from {{ this }} as already_loaded
         where
             {#- the models themselves, not the import CTEs: a second reference would materialise them.
                 Two short lists (in_short_list: a run's new stitches and changed products): the
                 planner ORs the anonymous_id and product_id indexes (BitmapOr) instead of
                 scanning every event already loaded. #}
-            {{ in_short_list(
+            ({{ in_short_list(
                 'already_loaded.anonymous_id',
                 'select new_stitches.anonymous_id from ' ~ ref('int_users_stitched') ~ ' as new_stitches'
                 ~ ' where new_stitches.dbt_updated_at > ' ~ run_watermark()
@@ -259,13 +268,20 @@ new_events_in_sessions as (
                 'already_loaded.product_id',
                 'select changed_products.product_id from ' ~ ref('dim_products') ~ ' as changed_products'
                 ~ ' where changed_products.attributes_changed_at > ' ~ run_watermark()
-            ) }}
+            ) }})
     ),
 
+    {#- a restated event that this run also re-keys is written once, re-keyed #}
     events_to_write as (
         select * from new_events_in_sessions
         union all
-        select * from restated_events
+        select * from resessioned_events
+        union all
+        select restated_events.*
+        from restated_events
+        left join resessioned_events
+            on restated_events.event_id = resessioned_events.event_id
+        where resessioned_events.event_id is null
     ),
 {% else %}
     events_to_write as (
@@ -306,7 +322,8 @@ events_joined_to_users_and_products as (
         events_to_write.is_client_clock_ahead,
         events_to_write.is_known_event_name,
         events_to_write.inserted_at,
-        {{ run_timestamp() }} as dbt_updated_at
+        {{ run_timestamp() }} as dbt_updated_at,
+        events_to_write.previous_session_id
     from events_to_write
     left join users_stitched
         on events_to_write.anonymous_id = users_stitched.anonymous_id

@@ -5,6 +5,8 @@
     rewritten in fact_sessions since the last run are recomputed. -#}
 {%- set steps = var('funnel_steps') -%}
 
+{{ config(pre_hook="{{ delete_retired_sessions() }}") }}
+
 with
 
 {{ touched_keys('touched_sessions', ref('fact_sessions'), 'session_id') }}

@@ -5,7 +5,10 @@
     events written or restated in fact_events since the last run are recomputed whole.
     facts_changed_at, the newest inserted_at of its events, moves only when an event joins the
     session (a restatement changes its user_key alone): the session aggregates follow it. -#}
-{{ config(post_hook="{{ ensure_user_sessions_index() }}") }}
+{{ config(
+    pre_hook=["{{ record_session_dates() }}", "{{ delete_retired_sessions() }}"],
+    post_hook=["{{ record_unmoved_sessions() }}", "{{ ensure_user_sessions_index() }}"],
+) }}
 
 with
 

@@ -49,6 +49,7 @@ WRITE_COLUMNS = {
     "load_id",
     "first_loaded_at",
     "last_loaded_at",
+    "previous_session_id",
 }
 
 # Spark's raw lines read more than once: per object, how many lines and at most how many copies

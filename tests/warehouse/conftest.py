@@ -31,7 +31,14 @@ MART_KEYS = {
     "fact_attribution": "order_id, model, traffic_source, traffic_medium, traffic_campaign",
 }
 # columns that say when a row was written, not what it holds
-RUN_COLUMNS = {"dbt_updated_at", "attributes_changed_at", "last_loaded_at", "inserted_at", "facts_changed_at"}
+RUN_COLUMNS = {
+    "dbt_updated_at",
+    "attributes_changed_at",
+    "last_loaded_at",
+    "inserted_at",
+    "facts_changed_at",
+    "previous_session_id",
+}
 
 
 def hourly_objects(events: list[dict]) -> list[tuple[datetime, list[dict]]]:
