@@ -23,7 +23,10 @@ sessions as (
     from {{ ref('fact_sessions') }}
 ),
 
-{{ touched_keys('touched_dates', ref('fact_sessions'), 'session_date', changed_column='facts_changed_at', also=moved_session_dates()) }}
+{{ touched_keys(
+    'touched_dates', ref('fact_sessions'), 'session_date',
+    changed_column='facts_changed_at', also=moved_session_dates()
+) }}
 
 final as (
     select

@@ -26,7 +26,10 @@ funnels as (
     from {{ ref('fact_funnels') }}
 ),
 
-{{ touched_keys('touched_dates', ref('fact_funnels'), 'session_date', changed_column='facts_changed_at', also=moved_session_dates()) }}
+{{ touched_keys(
+    'touched_dates', ref('fact_funnels'), 'session_date',
+    changed_column='facts_changed_at', also=moved_session_dates()
+) }}
 
 final as (
     select

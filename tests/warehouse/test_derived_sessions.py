@@ -62,9 +62,7 @@ def derived_warehouse(make_database, dbt):
         "e2": sessionless("add_to_cart", DAY_END + 40, "anon-e", product="p-4", quantity=2),
         # visitor f: a page view, then 40 minutes later a signed-in purchase; joined later
         "f1": sessionless("page_view", 0, "anon-f", source="newsletter"),
-        "f2": sessionless(
-            "purchase", 40, "anon-f", user_id="u-f", order=order_payload("o-f", [("p-2", 1)])
-        ),
+        "f2": sessionless("purchase", 40, "anon-f", user_id="u-f", order=order_payload("o-f", [("p-2", 1)])),
         # visitor g, a day later: its session at 00:30 on 4 March is loaded first ...
         "g2": sessionless("page_view", DAY + DAY_END + 40, "anon-g", source="bing"),
     }
@@ -137,9 +135,7 @@ def merged_and_retired(events: dict) -> tuple[dict[str, str], set[str]]:
         "g": derived_id("anon-g", events["g2"]),
     }
     before = {
-        derived_id(f"anon-{visitor}", events[f"{visitor}{number}"])
-        for visitor in "defg"
-        for number in (1, 2)
+        derived_id(f"anon-{visitor}", events[f"{visitor}{number}"]) for visitor in "defg" for number in (1, 2)
     }
     return merged, before - set(merged.values())
 
@@ -173,9 +169,7 @@ def test_late_events_join_two_sessions_into_one(derived_warehouse):
         env, "select distinct session_id from analytics.fact_order_items where order_id = 'o-f'"
     )
     assert order_session == merged["f"]
-    [(user_sessions,)] = rawdata.query(
-        env, "select sessions from analytics.dim_users where user_key = 'u-f'"
-    )
+    [(user_sessions,)] = rawdata.query(env, "select sessions from analytics.dim_users where user_key = 'u-f'")
     assert user_sessions == 1
     # e's later session was alone on 3 March and g's on 4 March: the daily aggregates count
     # g's merged session on 3 March and keep no row of 4 March
@@ -220,9 +214,7 @@ def test_no_table_keeps_a_retired_session(derived_warehouse):
     assert found == []
     recorded = {
         row[0]
-        for row in rawdata.query(
-            env, "select session_id from intermediate.session_moves where is_retired"
-        )
+        for row in rawdata.query(env, "select session_id from intermediate.session_moves where is_retired")
     }
     assert recorded == retired
 

@@ -45,6 +45,9 @@ def first_batch() -> tuple[list, dict]:
         "unknown": event("wishlist_add", T0 + timedelta(minutes=5), **guest, product="p-2"),
         # sent without a session_id (a Segment SDK): its session is derived (fact_events)
         "sessionless": sessionless("page_view", T0 + timedelta(minutes=6), "anon-sdk"),
+        # another: two derived sessions 40 minutes apart, which a late event joins (second batch)
+        "merge_first": sessionless("page_view", T0, "anon-merge"),
+        "merge_second": sessionless("product_view", T0 + timedelta(minutes=40), "anon-merge", product="p-4"),
     }
     bad_date = event("page_view", T0, **guest)
     bad_date["event_timestamp"] = "2026-02-31T10:00:00Z"
@@ -94,6 +97,7 @@ def second_batch(named: dict) -> tuple[list, dict]:
             "product_view", T0 + timedelta(minutes=26), "anon-sdk", product="p-2"
         ),
         "sessionless_late": sessionless("page_view", T0 - timedelta(minutes=4), "anon-sdk"),
+        "merge_bridge": sessionless("page_view", T0 + timedelta(minutes=20), "anon-merge"),
         "rename": event(
             "product_view",
             T0 + timedelta(minutes=33),
@@ -182,6 +186,14 @@ def test_sessionless_events_share_one_derived_session(messy_warehouse):
         env, "select events from analytics.fact_sessions where session_id = %s", (sessions[0][0],)
     )
     assert events == 3
+    merged = rawdata.query(
+        env,
+        "select count(distinct session_id), count(*) from analytics.fact_events where anonymous_id = 'anon-merge'",
+    )
+    assert merged == [(1, 3)]
+    assert rawdata.query(
+        env, "select count(*) from analytics.fact_sessions where anonymous_id = 'anon-merge'"
+    ) == [(1,)]
 
 
 def test_sign_in_stitches_earlier_anonymous_events(messy_warehouse):
