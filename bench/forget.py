@@ -1,0 +1,215 @@
+"""Erasure benchmark at a shop's density: how long does ``python -m loader forget`` take on a
+warehouse of ``--days`` of a shop at ``--rate`` events a day, and where do the seconds go?
+
+It works on a copy of the history bench/cycles.py keeps (``--keep-history``; built here through
+bench/cycles.py when there is none, about 5 minutes for the default day of 1 M events):
+
+- the person is the user with the most events (their anonymous ids stitched to them);
+- ``python -m loader forget --user-id <them> --json`` runs as the runbook says (the product's
+  command), timed; its steps are read from its log lines: removing the rows (one transaction),
+  rewriting the objects (the history was COPYd, so its objects are gone from the bucket: each
+  is one GET), and the recount (a ``dbt build --full-refresh`` of what counted the person),
+  whose models are listed with their seconds;
+- then the same request again, which must change nothing (``already``).
+
+    .venv/bin/python bench/forget.py                        # 1 M/day, 1 day of history
+    .venv/bin/python bench/forget.py --days 10              # on bench/cycles.py's 10-day history
+
+Needs the local services (``make up``). Works in a database of its own, dropped at the end
+unless --keep."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import boto3  # noqa: E402
+from cycles import WORK, admin_execute, connect, database_exists, node_name, run_results  # noqa: E402
+
+HISTORY_BUCKET = "bench-history"  # the bucket bench/cycles.py's COPYd history lines name
+LOG_LINE = re.compile(r"^(\d\d:\d\d:\d\d) \w+\s+(.*)$")
+
+
+def build_history(args) -> None:
+    print("no kept history: building it with bench/cycles.py --keep-history", flush=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "cycles.py"),
+            "--rate",
+            str(args.rate),
+            "--days",
+            f"{args.days:g}",
+            "--seed",
+            str(args.seed),
+            "--cycles",
+            "1",
+            "--keep-history",
+        ],
+        check=True,
+    )
+
+
+def the_person(dbname: str) -> tuple[str, dict]:
+    """The user with the most events, and what the warehouse holds of them."""
+    with connect(dbname) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select user_id, count(*) from analytics.fact_events where user_id is not null"
+            " group by 1 order by 2 desc, 1 limit 1"
+        )
+        found = cur.fetchone()
+        if found is None:
+            sys.exit(f"{dbname} holds no identified user")
+        user_id, events = found
+        cur.execute(
+            "select count(distinct session_id), count(distinct anonymous_id)"
+            " from analytics.fact_events where user_key = %s",
+            (user_id,),
+        )
+        sessions, anonymous_ids = cur.fetchone()
+        cur.execute("select count(*) from raw.clickstream_events")
+        raw_lines = cur.fetchone()[0]
+    return user_id, {
+        "events": events,
+        "sessions": sessions,
+        "anonymous_ids": anonymous_ids,
+        "raw_lines": raw_lines,
+    }
+
+
+def run_forget(dbname: str, user_id: str, work: Path) -> dict:
+    env = dict(
+        os.environ,
+        PGDATABASE=dbname,
+        DBT_TARGET_PATH=str(work / "target"),
+        DBT_LOG_PATH=str(work / "logs"),
+        RAW_BUCKET=HISTORY_BUCKET,
+        RAW_PREFIX="events/",
+    )
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "loader", "forget", "--user-id", user_id, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    wall = time.monotonic() - started
+    try:
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        sys.exit(f"forget printed no summary (exit {result.returncode}):\n{result.stderr[-4000:]}")
+    steps = steps_of(result.stderr)
+    # the rows' step: from the command's start (its log names no start) to the first object
+    steps["rows"] = max(0.0, wall - steps.get("objects", 0) - steps.get("recount", 0))
+    return {"wall": wall, "summary": summary, "steps": steps, "exit": result.returncode}
+
+
+def steps_of(log_text: str) -> dict:
+    """Seconds of the objects' step (the first object to the recount's start) and of the recount
+    (to the last line), from the loader's log lines (``HH:MM:SS LEVEL message`` on stderr).
+    Whole seconds: the log's precision."""
+    marks: list[tuple[str, float]] = []
+    for line in log_text.splitlines():
+        found = LOG_LINE.match(line)
+        if not found:
+            continue
+        hours, minutes, seconds = (int(part) for part in found.group(1).split(":"))
+        at = hours * 3600 + minutes * 60 + seconds
+        if marks and at < marks[0][1]:
+            at += 86400  # past midnight
+        message = found.group(2)
+        if message.startswith("Recounting the aggregates"):
+            marks.append(("recount", at))
+        elif message.startswith(("Rewrote ", "Cannot rewrite", "Rewriting ")):
+            marks.append(("objects", at))
+        else:
+            marks.append(("other", at))
+    if not marks:
+        return {}
+    last = marks[-1][1]
+    recount_at = next((at for name, at in marks if name == "recount"), last)
+    objects_at = next((at for name, at in marks if name == "objects"), recount_at)
+    return {"objects": float(recount_at - objects_at), "recount": float(last - recount_at)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=int, default=1_000_000, help="events a day (default 1,000,000)")
+    parser.add_argument("--days", type=float, default=1, help="days of history (default 1)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--top", type=int, default=12, help="recounted models shown")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    args = parser.parse_args()
+    name = f"bench_cycles_{args.rate}_{args.days:g}d_{args.seed}".replace(".", "_")
+    history_db = f"{name}_history"
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, python"
+        f" {platform.python_version()}; forget on {args.days:g} days of {args.rate:,} events/day",
+        flush=True,
+    )
+    if not database_exists(history_db):
+        build_history(args)
+    dbname = f"bench_forget_{uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+    admin_execute(f'create database "{dbname}" template "{history_db}"')
+    print(f"warehouse: a copy of {history_db} in {time.monotonic() - started:.1f} s", flush=True)
+    s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+    try:
+        s3.create_bucket(Bucket=HISTORY_BUCKET)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    work = WORK / "forget" / dbname
+    try:
+        user_id, held = the_person(dbname)
+        print(
+            f"person: the user with the most events: {held['events']:,} events in {held['sessions']:,}"
+            f" sessions, {held['anonymous_ids']} anonymous ids (of {held['raw_lines']:,} raw lines)",
+            flush=True,
+        )
+        first = run_forget(dbname, user_id, work)
+        summary = first["summary"]
+        removed = sum(summary.get("tables", {}).values())
+        steps = first["steps"]
+        print(
+            f"forget: {summary['status']} in {first['wall']:.1f} s (exit {first['exit']}): rows"
+            f" {steps.get('rows', 0):.1f} s ({removed:,} rows from {len(summary.get('tables', {}))}"
+            f" tables), objects {steps.get('objects', 0):.1f} s ({len(summary.get('objects', []))} objects),"
+            f" recount {steps.get('recount', 0):.1f} s ({summary.get('models_rebuilt', 0)} models,"
+            f" {summary.get('rebuild')})",
+            flush=True,
+        )
+        results = [r for r in run_results(work) if r["unique_id"].startswith("model.")]
+        slowest = sorted(results, key=lambda r: -float(r["execution_time"] or 0))[: args.top]
+        print(
+            "  recounted models (s): "
+            + ", ".join(
+                f"{node_name(r['unique_id'])} {float(r['execution_time'] or 0):.1f}" for r in slowest
+            ),
+            flush=True,
+        )
+        again = run_forget(dbname, user_id, work / "again")
+        print(f"forget again: {again['summary']['status']} in {again['wall']:.1f} s", flush=True)
+        if summary["status"] != "erased" or again["summary"]["status"] != "already":
+            sys.exit("forget did not erase the person, or a second run changed something")
+    finally:
+        if not args.keep:
+            admin_execute(f'drop database if exists "{dbname}" with (force)')
+        else:
+            print(f"kept database {dbname}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
