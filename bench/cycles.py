@@ -278,12 +278,12 @@ def upload_cycle(s3, bucket: str, cycle_file: Path, cycle: int, object_seconds: 
     return len(objects)
 
 
-def run_cycle(dbname: str, bucket: str, work: Path, lookback_hours: float) -> dict:
-    env = dbt_env(dbname, work)
-    env.update(RAW_BUCKET=bucket, RAW_PREFIX="events/", LOADER_LOOKBACK_HOURS=f"{lookback_hours:g}")
+def loader_command(argv: list[str], env: dict) -> tuple[float, dict, subprocess.CompletedProcess]:
+    """``python -m loader <argv>`` (with --json) as the product runs it: (seconds, the JSON
+    summary it prints last, the finished process)."""
     started = time.monotonic()
     result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), "-m", "loader", "load", "--json"],
+        [str(ROOT / ".venv" / "bin" / "python"), "-m", "loader", *argv],
         env=env,
         capture_output=True,
         text=True,
@@ -293,7 +293,16 @@ def run_cycle(dbname: str, bucket: str, work: Path, lookback_hours: float) -> di
     try:
         summary = json.loads(result.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
-        sys.exit(f"the ETL command printed no summary:\n{result.stderr[-4000:]}")
+        sys.exit(
+            f"python -m loader {argv[0]} printed no summary (exit {result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    return wall, summary, result
+
+
+def run_cycle(dbname: str, bucket: str, work: Path, lookback_hours: float) -> dict:
+    env = dbt_env(dbname, work)
+    env.update(RAW_BUCKET=bucket, RAW_PREFIX="events/", LOADER_LOOKBACK_HOURS=f"{lookback_hours:g}")
+    wall, summary, result = loader_command(["load", "--json"], env)
     with connect(dbname) as conn, conn.cursor() as cur:
         cur.execute(
             "select extract(epoch from coalesce(dbt_started_at, finished_at) - started_at),"

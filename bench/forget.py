@@ -21,7 +21,6 @@ unless --keep."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import boto3  # noqa: E402
-from cycles import WORK, admin_execute, connect, database_exists, node_name, run_results  # noqa: E402
+from cycles import WORK, admin_execute, connect, database_exists, loader_command, node_name, run_results  # noqa: E402
 
 HISTORY_BUCKET = "bench-history"  # the bucket bench/cycles.py's COPYd history lines name
 LOG_LINE = re.compile(r"^(\d\d:\d\d:\d\d) \w+\s+(.*)$")
@@ -98,19 +97,7 @@ def run_forget(dbname: str, user_id: str, work: Path) -> dict:
         RAW_PREFIX="events/",
     )
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "loader", "forget", "--user-id", user_id, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    wall = time.monotonic() - started
-    try:
-        summary = json.loads(result.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        sys.exit(f"forget printed no summary (exit {result.returncode}):\n{result.stderr[-4000:]}")
+    wall, summary, result = loader_command(["forget", "--user-id", user_id, "--json"], env)
     steps = steps_of(result.stderr)
     # the rows' step: from the command's start (its log names no start) to the first object
     steps["rows"] = max(0.0, wall - steps.get("objects", 0) - steps.get("recount", 0))
