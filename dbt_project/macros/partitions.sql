@@ -74,3 +74,29 @@
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
+
+{# BRIN upkeep (raw.summarize_new_ranges, loader/schema.sql): the page ranges written since the
+   last call get their summaries, so a BRIN scan of a cycle's loaded_at window or of a few dates
+   reads those pages, not every page autovacuum has not summarized yet (days of raw at 1 M
+   events a day). on-run-start: raw.clickstream_events; fact_events' post-hook: itself. #}
+{% macro summarize_new_brin_ranges(relation=none) -%}
+    {{ return(adapter.dispatch('summarize_new_brin_ranges', 'clickstream_analytics')(relation)) }}
+{%- endmacro %}
+
+{% macro default__summarize_new_brin_ranges(relation) -%}
+    select 1
+{%- endmacro %}
+
+{% macro postgres__summarize_new_brin_ranges(relation) -%}
+    {%- set relation_name = relation if relation is not none else 'raw.clickstream_events' -%}
+    do $summarize_brin$
+    begin
+        if
+            to_regprocedure('raw.summarize_new_ranges(regclass)') is not null
+            and to_regclass('{{ relation_name }}') is not null
+        then
+            perform raw.summarize_new_ranges(to_regclass('{{ relation_name }}'));
+        end if;
+    end
+    $summarize_brin$
+{%- endmacro %}

@@ -32,6 +32,7 @@
     "{{ record_incremental_run() }}",
     "{{ record_full_build() }}",
     "{{ ensure_purchase_indexes() }}",
+    "{{ summarize_new_brin_ranges(this) }}",
 ],
 ) }}
 -- depends_on: {{ ref('int_raw_loads') }}

@@ -337,3 +337,51 @@ def test_tables_from_before_partitioning_become_default_partitions(make_database
     dbt(env, "build", "--full-refresh")
     assert snapshot_marts(env) == upgraded
     assert rows_in_default(env, "analytics.fact_events") == 0
+
+
+def brin_ranges_left_unsummarized(env, table: str) -> dict[str, int]:
+    """{BRIN index of a partition: page ranges it had not summarized}. Summarizing them is the
+    oracle's way to count them (brin_summarize_new_values: 0 when every range has a summary)."""
+    rows = rawdata.query(
+        env,
+        "select index_class.relname, brin_summarize_new_values(index_class.oid)"
+        " from pg_index as index_def"
+        " join pg_class as index_class on index_class.oid = index_def.indexrelid"
+        " join pg_am as access_method on access_method.oid = index_class.relam"
+        " where access_method.amname = 'brin' and index_class.relkind = 'i'"
+        " and index_def.indrelid in (select inhrelid from pg_inherits where inhparent = %s::regclass)",
+        (table,),
+    )
+    assert rows, f"no BRIN index on the partitions of {table}"
+    return dict(rows)
+
+
+def test_builds_leave_no_brin_range_unsummarized(make_database, dbt):
+    """A BRIN scan reads every page range its index has not summarized, whatever the filter:
+    left to autovacuum (after inserts of a fifth of a partition), each cycle's reads of its
+    loaded_at window would read days of raw. Every build summarizes raw's new ranges before it
+    reads them, and fact_events' after writing them (autovacuum off here, so only the build can)."""
+    env = make_database()
+    rawdata.create_raw_schema(env)
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = rawdata.shop_traffic(150, seed=41, start=now - timedelta(hours=30))
+    load_objects(env, [(now - timedelta(hours=2), first)])
+    dbt(env, "build")
+    # autovacuum off on every partition: only a build may summarize their ranges
+    execute(
+        env,
+        "do $$ declare part regclass; begin for part in select inhrelid::regclass from pg_inherits"
+        " where inhparent in ('raw.clickstream_events'::regclass, 'analytics.fact_events'::regclass) loop"
+        " execute format('alter table %s set (autovacuum_enabled = off)', part); end loop; end $$",
+    )
+    # a cycle's worth of new lines: hundreds of pages, dozens of 32-page ranges
+    second = rawdata.shop_traffic(150, seed=42, start=now - timedelta(hours=1))
+    load_objects(env, [(now - timedelta(minutes=30), second)])
+    dbt(env, "build")
+    for table in ("raw.clickstream_events", "analytics.fact_events"):
+        left = brin_ranges_left_unsummarized(env, table)
+        assert set(left.values()) == {0}, (table, left)
+    assert rawdata.query(env, "select count(*) from analytics.fact_events")[0][0] == len(first) + len(second)
+    # the oracle's control: the same kind of insert without a build leaves ranges to summarize
+    load_objects(env, [(now - timedelta(minutes=10), rawdata.shop_traffic(150, seed=43, start=now))])
+    assert sum(brin_ranges_left_unsummarized(env, "raw.clickstream_events").values()) > 0
