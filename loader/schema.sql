@@ -2,6 +2,22 @@
 -- statement is idempotent (create ... if not exists / add column if not exists).
 create schema if not exists raw;
 
+-- No JIT compilation for this role's sessions (the loader, every dbt build, the checks, forget):
+-- a cycle's statements read a few thousand rows, but the planner, which cannot know how many
+-- loads an array from an init plan holds, costs them at hundreds of thousands, and compiled the
+-- contract check's expressions with inlining and optimisation in each parallel worker: 2.5 s of
+-- a 2.6 s statement, five such statements a cycle (at 10 days of 1 M events a day; 58 ms
+-- without). A role may set its own defaults; new sessions (dbt's) get it.
+do $jit_off$
+begin
+    if not exists (
+        select from pg_roles where rolname = current_user and 'jit=off' = any(rolconfig)
+    ) then
+        execute format('alter role %I set jit = off', current_user);
+    end if;
+end
+$jit_off$;
+
 -- Monthly range partitions (PostgreSQL declarative partitioning) of a table partitioned by
 -- range on a date or timestamptz column: raw.clickstream_events by loaded_at, and the marts dbt
 -- partitions (fact_events by event_date, macro partition_by_month). A partition is named

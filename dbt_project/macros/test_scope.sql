@@ -10,16 +10,18 @@
     read every row. -#}
 
 {# dbt's get_where_subquery (the relation a generic test reads), with the cycle's scope added
-   to the test's own `where` config #}
+   to the test's own `where` config. The scope goes first, and the test's own condition is
+   bracketed only after it: Spark (non-ANSI) reads `from t where (is_valid)` as the table alias
+   `where` naming one column, and fails on a relation of 51 columns. #}
 {% macro get_where_subquery(relation) -%}
     {%- set conditions = [] -%}
-    {%- set where = config.get('where', '') -%}
-    {%- if where -%}
-        {%- do conditions.append('(' ~ where ~ ')') -%}
-    {%- endif -%}
     {%- set scope = test_scope_condition(relation) -%}
     {%- if scope -%}
         {%- do conditions.append(scope) -%}
+    {%- endif -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+        {%- do conditions.append('(' ~ where ~ ')' if conditions else where) -%}
     {%- endif -%}
     {%- if conditions -%}
         {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') -%}

@@ -360,3 +360,25 @@ def objects_in_manifest(query) -> int:
     if not query("select to_regclass('raw.load_manifest') is not null")[0][0]:
         return 0
     return query("select count(*) from raw.load_manifest")[0][0]
+
+
+def test_the_etl_role_plans_without_jit(loader_env, query):
+    """JIT compiled the contract check's expressions for seconds in every statement of a cycle
+    that reads raw (the planner cannot size an array of loads): the loader's migration turns JIT
+    off for its own role, so dbt's sessions, opened after it, plan without it."""
+    from loader import schema
+    from loader.db import connect
+
+    query("alter role current_user reset jit")
+    try:
+        assert query("show jit") == [("on",)]  # the server's default, for the oracle's sake
+        conn = connect()
+        schema.migrate(conn)
+        conn.close()
+        # a new session, as dbt's are
+        assert query("show jit") == [("off",)]
+        assert query("select 'jit=off' = any(rolconfig) from pg_roles where rolname = current_user") == [
+            (True,)
+        ]
+    finally:
+        query("alter role current_user set jit = off")
