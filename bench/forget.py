@@ -14,6 +14,7 @@ bench/cycles.py when there is none, about 5 minutes for the default day of 1 M e
 
     .venv/bin/python bench/forget.py                        # 1 M/day, 1 day of history
     .venv/bin/python bench/forget.py --days 10              # on bench/cycles.py's 10-day history
+    .venv/bin/python bench/forget.py --db <a database bench/cycles.py --keep kept>
 
 Needs the local services (``make up``). Works in a database of its own, dropped at the end
 unless --keep."""
@@ -139,6 +140,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--top", type=int, default=12, help="recounted models shown")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument(
+        "--db",
+        help="erase in this database itself (one bench/cycles.py --keep kept; it is changed, never dropped)",
+    )
     args = parser.parse_args()
     name = f"bench_cycles_{args.rate}_{args.days:g}d_{args.seed}".replace(".", "_")
     history_db = f"{name}_history"
@@ -147,12 +152,18 @@ def main() -> None:
         f" {platform.python_version()}; forget on {args.days:g} days of {args.rate:,} events/day",
         flush=True,
     )
-    if not database_exists(history_db):
-        build_history(args)
-    dbname = f"bench_forget_{uuid.uuid4().hex[:6]}"
-    started = time.monotonic()
-    admin_execute(f'create database "{dbname}" template "{history_db}"')
-    print(f"warehouse: a copy of {history_db} in {time.monotonic() - started:.1f} s", flush=True)
+    if args.db:
+        if not database_exists(args.db):
+            sys.exit(f"--db: no database {args.db}")
+        dbname = args.db
+        print(f"warehouse: {dbname} itself", flush=True)
+    else:
+        if not database_exists(history_db):
+            build_history(args)
+        dbname = f"bench_forget_{uuid.uuid4().hex[:6]}"
+        started = time.monotonic()
+        admin_execute(f'create database "{dbname}" template "{history_db}"')
+        print(f"warehouse: a copy of {history_db} in {time.monotonic() - started:.1f} s", flush=True)
     s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
     try:
         s3.create_bucket(Bucket=HISTORY_BUCKET)
@@ -192,7 +203,9 @@ def main() -> None:
         if summary["status"] != "erased" or again["summary"]["status"] != "already":
             sys.exit("forget did not erase the person, or a second run changed something")
     finally:
-        if not args.keep:
+        if args.db:
+            pass
+        elif not args.keep:
             admin_execute(f'drop database if exists "{dbname}" with (force)')
         else:
             print(f"kept database {dbname}", flush=True)
