@@ -88,13 +88,13 @@ def the_person(dbname: str) -> tuple[str, dict]:
     }
 
 
-def run_forget(dbname: str, user_id: str, work: Path) -> dict:
+def run_forget(dbname: str, user_id: str, work: Path, bucket: str = HISTORY_BUCKET) -> dict:
     env = dict(
         os.environ,
         PGDATABASE=dbname,
         DBT_TARGET_PATH=str(work / "target"),
         DBT_LOG_PATH=str(work / "logs"),
-        RAW_BUCKET=HISTORY_BUCKET,
+        RAW_BUCKET=bucket,
         RAW_PREFIX="events/",
     )
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -103,6 +103,19 @@ def run_forget(dbname: str, user_id: str, work: Path) -> dict:
     # the rows' step: from the command's start (its log names no start) to the first object
     steps["rows"] = max(0.0, wall - steps.get("objects", 0) - steps.get("recount", 0))
     return {"wall": wall, "summary": summary, "steps": steps, "exit": result.returncode}
+
+
+def report(run: dict, label: str) -> None:
+    summary, steps = run["summary"], run["steps"]
+    removed = sum(summary.get("tables", {}).values())
+    print(
+        f"{label}: {summary['status']} in {run['wall']:.1f} s (exit {run['exit']}): rows"
+        f" {steps.get('rows', 0):.1f} s ({removed:,} rows from {len(summary.get('tables', {}))} tables),"
+        f" objects {steps.get('objects', 0):.1f} s ({len(summary.get('objects', []))} objects,"
+        f" {summary.get('objects_left', 0)} left), recount {steps.get('recount', 0):.1f} s"
+        f" ({summary.get('models_rebuilt', 0)} models, {summary.get('rebuild')})",
+        flush=True,
+    )
 
 
 def steps_of(log_text: str) -> dict:
@@ -177,18 +190,28 @@ def main() -> None:
             f" sessions, {held['anonymous_ids']} anonymous ids (of {held['raw_lines']:,} raw lines)",
             flush=True,
         )
-        first = run_forget(dbname, user_id, work)
-        summary = first["summary"]
-        removed = sum(summary.get("tables", {}).values())
-        steps = first["steps"]
-        print(
-            f"forget: {summary['status']} in {first['wall']:.1f} s (exit {first['exit']}): rows"
-            f" {steps.get('rows', 0):.1f} s ({removed:,} rows from {len(summary.get('tables', {}))}"
-            f" tables), objects {steps.get('objects', 0):.1f} s ({len(summary.get('objects', []))} objects),"
-            f" recount {steps.get('recount', 0):.1f} s ({summary.get('models_rebuilt', 0)} models,"
-            f" {summary.get('rebuild')})",
-            flush=True,
-        )
+        run = run_forget(dbname, user_id, work)
+        report(run, "forget")
+        # the person's lines also came in objects of the cycles' buckets (gone since): forget
+        # takes one bucket a run, so each further run with one of those as its source goes on
+        # from where the one before stopped, as the runbook says
+        while run["summary"]["status"] == "incomplete":
+            with connect(dbname) as conn, conn.cursor() as cur:
+                cur.execute(
+                    "select distinct bucket from raw.erasure_objects where status = 'pending' order by 1"
+                )
+                pending = [row[0] for row in cur.fetchall()]
+            if not pending:
+                break
+            for bucket in pending:
+                try:
+                    s3.create_bucket(Bucket=bucket)
+                except s3.exceptions.BucketAlreadyOwnedByYou:
+                    pass
+                run = run_forget(dbname, user_id, work / bucket, bucket)
+                report(run, f"forget again with the source s3://{bucket}/events/")
+                work = work / bucket
+        summary = run["summary"]
         results = [r for r in run_results(work) if r["unique_id"].startswith("model.")]
         slowest = sorted(results, key=lambda r: -float(r["execution_time"] or 0))[: args.top]
         print(
