@@ -427,6 +427,17 @@ def _remove_rows(conn, hasher: Hasher, asked_kind, user_id, anonymous_id, summar
                 {**found, "keys": keys, "s": sorted(sessions)},
             )
             shared = cur.fetchone()[0] > 0
+        if has_facts and not shared:
+            # someone else's events on the person's device (another user signed in with one of
+            # their anonymous ids): they go with the person's ids, so whatever was derived from
+            # them (that user's orders, sessions, figures) is rebuilt from the events left
+            cur.execute(
+                "select exists (select 1 from analytics.fact_events"
+                " where (anonymous_id = any(%(anon)s) or user_id = %(user)s or user_key = any(%(keys)s))"
+                " and user_key is not null and not (user_key = any(%(keys)s)))",
+                {**found, "keys": keys},
+            )
+            shared = cur.fetchone()[0]
         values = {
             "user_key": keys,
             "user_id": [user] if user else [],

@@ -497,3 +497,54 @@ def test_without_the_key_forget_refuses_and_names_it(run_cli, dbt_paths):
     result = forget_cli(run_cli, {**dbt_paths, "ERASURE_HASH_KEY": ""}, "--user-id", "user-ann")
     assert result.returncode == 2
     assert "ERASURE_HASH_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_another_users_order_on_the_persons_device_goes_with_it(
+    loader_env, s3, run_cli, query, dbt_paths, make_database, s3_env
+):
+    """Carl signs in on Ann's phone and buys: his events carry her anonymous id, so forgetting Ann
+    removes them too, and everything derived from them (his order's items, his sessions, his
+    dim_users row) must go as a rebuild without those lines has it (found at a shop's size: the
+    order items of such sessions were left behind, and the daily check's relationships test
+    failed)."""
+    e = rawdata.event
+    at = T0 + timedelta(days=2)
+    carl = [
+        e("page_view", at, session_id="s-carl", anonymous_id="anon-ann-phone"),
+        e(
+            "sign_in",
+            at + timedelta(minutes=1),
+            session_id="s-carl",
+            anonymous_id="anon-ann-phone",
+            user_id="user-carl",
+        ),
+        e(
+            "add_to_cart",
+            at + timedelta(minutes=2),
+            session_id="s-carl",
+            anonymous_id="anon-ann-phone",
+            user_id="user-carl",
+            product="p-1",
+            quantity=1,
+        ),
+        e(
+            "purchase",
+            at + timedelta(minutes=3),
+            session_id="s-carl",
+            anonymous_id="anon-ann-phone",
+            user_id="user-carl",
+            order=rawdata.order_payload("o-carl", [("p-1", 1)]),
+        ),
+    ]
+    files = objects()
+    files["events/2026/03/04/09/f.json"] = [json.dumps(p) for p in carl]
+    files = load_shop(files, loader_env, s3, run_cli, dbt_paths)
+    assert query("select count(*) from analytics.fact_order_items where order_id = 'o-carl'") == [(1,)]
+
+    result = forget_cli(run_cli, dbt_paths, "--user-id", "user-ann", "--json")
+    assert result.returncode == 0, result.stderr[-4000:]
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "erased" and summary["rebuild"] == "derived", summary
+    assert query("select count(*) from analytics.fact_order_items where order_id = 'o-carl'") == [(0,)]
+    assert held_anywhere(query, s3, loader_env["RAW_BUCKET"]) == []
+    assert_marts_equal(snapshot_marts(loader_env), oracle(files, make_database, s3_env, dbt_paths))
