@@ -375,14 +375,20 @@ def _remove_rows(conn, hasher: Hasher, asked_kind, user_id, anonymous_id, summar
         sessions = {row[0] for row in cur.fetchall() if row[0]}
         products: set[str] = set()
         loads = set()
+        others_on_their_devices = False
         has_facts = _exists(cur, "analytics", "fact_events")
         if has_facts:
             cur.execute(
-                "select session_id, product_id, loaded_at from analytics.fact_events"
+                "select session_id, product_id, loaded_at, user_key from analytics.fact_events"
                 " where user_key = any(%(keys)s) or anonymous_id = any(%(anon)s) or user_id = %(user)s",
                 {**found, "keys": keys},
             )
-            for session_id, product_id, loaded_at in cur.fetchall():
+            for session_id, product_id, loaded_at, user_key in cur.fetchall():
+                # someone else's events on the person's device (another user signed in with one
+                # of their anonymous ids) go with the person's ids: whatever was derived from
+                # them (that user's orders, sessions, figures) is rebuilt from the events left
+                if user_key is not None and user_key not in keys:
+                    others_on_their_devices = True
                 if session_id:
                     sessions.add(session_id)
                 if product_id:
@@ -427,17 +433,7 @@ def _remove_rows(conn, hasher: Hasher, asked_kind, user_id, anonymous_id, summar
                 {**found, "keys": keys, "s": sorted(sessions)},
             )
             shared = cur.fetchone()[0] > 0
-        if has_facts and not shared:
-            # someone else's events on the person's device (another user signed in with one of
-            # their anonymous ids): they go with the person's ids, so whatever was derived from
-            # them (that user's orders, sessions, figures) is rebuilt from the events left
-            cur.execute(
-                "select exists (select 1 from analytics.fact_events"
-                " where (anonymous_id = any(%(anon)s) or user_id = %(user)s or user_key = any(%(keys)s))"
-                " and user_key is not null and not (user_key = any(%(keys)s)))",
-                {**found, "keys": keys},
-            )
-            shared = cur.fetchone()[0]
+        shared = shared or others_on_their_devices
         values = {
             "user_key": keys,
             "user_id": [user] if user else [],
