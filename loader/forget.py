@@ -17,7 +17,11 @@ finished by the next run for any of those ids, and a second run changes nothing:
 2. **The bucket's objects**, one at a time: each is read, every line that carries an erased id
    (any id of the erasure list) is blanked (the other lines keep their line numbers), the object
    is written back, its old versions are deleted where the bucket keeps versions, and the
-   manifest takes the new ETag (so discovery does not report a changed object).
+   manifest takes the new ETag (so discovery does not report a changed object). The objects are
+   those the warehouse says held the person's lines, and those of the ingest endpoint's
+   ``rejected/`` prefix (events its contract refused, which the loader never reads) that carry
+   an erased id anywhere in a record: found by reading every one written since the request's
+   last scan (``_scan_rejected``).
 3. **The aggregates** that counted the person are rebuilt from the marts (``dbt build
    --full-refresh`` of the ``agg_*`` models, or of every model below ``fact_events`` when a
    session the person was in holds someone else's events too). They read ``fact_events``,
@@ -31,6 +35,7 @@ lines on the list (``drop_erased_lines``)."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import hmac
@@ -40,7 +45,9 @@ import os
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -73,6 +80,15 @@ RAW_READERS = ("fact_events", "dim_products", "int_users_stitched", "int_raw_loa
 # session's grain only (fact_events and fact_order_items keep other people's rows of a session)
 _NOT_BY_SESSION = frozenset({"fact_events", "fact_order_items"})
 _ID_IN_TEXT = re.compile(rb'"(?:user_id|anonymous_id)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+# a rejected record of the ingest endpoint holds the event as it was sent: our contract's ids, or
+# a Segment message's (an alias's previousId is an anonymous id), at any depth
+_ANY_ID_KEYS = frozenset({"user_id", "anonymous_id", "userId", "anonymousId", "previousId"})
+_ANY_ID_IN_TEXT = re.compile(
+    rb'"(?:user_id|anonymous_id|userId|anonymousId|previousId)"\s*:\s*"((?:[^"\\]|\\.)*)"'
+)
+# objects written this long before a scan started are read again by the next scan (clock skew
+# between this machine and the bucket; a write in flight while the listing ran)
+REJECTED_SCAN_MARGIN = timedelta(minutes=15)
 _key_cache: dict[str, bytes] = {}
 USER_ID, ANONYMOUS_ID = "payload->>'user_id'", "payload->>'anonymous_id'"
 
@@ -213,6 +229,9 @@ class ForgetSummary:
     tables: dict[str, int] = field(default_factory=dict)
     objects: list[dict] = field(default_factory=list)
     objects_left: int = 0
+    # objects of the ingest endpoint's rejected/ prefix read by this run (those written since the
+    # request's last scan)
+    rejected_scanned: int = 0
     rebuild: str | None = None
     models_rebuilt: int = 0
     # models an earlier run of this request recounted before it was stopped (not rebuilt again)
@@ -569,14 +588,21 @@ def _recompute_products(cur, products: list[str]) -> int:
 # --- step 2: the bucket's objects
 
 
-def filter_content(data: bytes, is_erased) -> tuple[bytes, int]:
+def filter_content(data: bytes, is_erased, deep: bool = False) -> tuple[bytes, int]:
     """The object without the lines whose ids ``is_erased`` (a set of hashes' test) says are
     erased, and how many went. NDJSON lines are blanked, so every other line keeps its line
     number; a JSON array loses its elements; one object over several lines becomes empty.
-    Gzip stays gzip."""
+    Gzip stays gzip. An event is the person's by its top-level ``user_id`` or ``anonymous_id``
+    (as the warehouse's rows are found); ``deep`` (a rejected record of the ingest endpoint) by
+    any id anywhere in the record, a Firehose error record's ``rawData`` decoded."""
     compressed = data[:2] == b"\x1f\x8b"
     text = gzip.decompress(data) if compressed else data
     body = text[3:] if text.startswith(b"\xef\xbb\xbf") else text
+    is_theirs = (
+        (lambda value: _holds_erased_id(value, is_erased))
+        if deep
+        else (lambda value: _event_is_erased(value, is_erased))
+    )
     removed = 0
     out = text
     try:
@@ -584,16 +610,17 @@ def filter_content(data: bytes, is_erased) -> tuple[bytes, int]:
     except orjson.JSONDecodeError:
         whole = None
     if isinstance(whole, list):
-        kept = [element for element in whole if not _event_is_erased(element, is_erased)]
+        kept = [element for element in whole if not is_theirs(element)]
         removed = len(whole) - len(kept)
         out = orjson.dumps(kept) + b"\n"
     elif isinstance(whole, dict) and b"\n" in body.strip():
-        if _event_is_erased(whole, is_erased):
+        if is_theirs(whole):
             removed, out = 1, b""
     else:
+        pattern = _ANY_ID_IN_TEXT if deep else _ID_IN_TEXT
         lines = text.split(b"\n")
         for number, line in enumerate(lines):
-            if line.strip() and _line_is_erased(line, is_erased):
+            if line.strip() and _line_is_erased(line, is_theirs, is_erased, pattern):
                 lines[number] = b""
                 removed += 1
         out = b"\n".join(lines)
@@ -608,24 +635,59 @@ def _event_is_erased(event, is_erased) -> bool:
     return any(isinstance(event.get(k), str) and is_erased(event[k]) for k in ("user_id", "anonymous_id"))
 
 
-def _line_is_erased(line: bytes, is_erased) -> bool:
+def _holds_erased_id(value, is_erased) -> bool:
+    """Whether an erased id is anywhere in a parsed record: under an id key at any depth, in a
+    string that is itself JSON text, or in a Firehose error record's base64 ``rawData``."""
+    if isinstance(value, list):
+        return any(_holds_erased_id(v, is_erased) for v in value)
+    if not isinstance(value, dict):
+        return isinstance(value, str) and '"' in value and _text_holds_erased_id(value.encode(), is_erased)
+    for key, v in value.items():
+        if isinstance(v, str):
+            if key in _ANY_ID_KEYS and is_erased(v):
+                return True
+            if key == "rawData" and _raw_data_holds_erased_id(v, is_erased):
+                return True
+            if '"' in v and _text_holds_erased_id(v.encode(), is_erased):
+                return True
+        elif isinstance(v, dict | list) and _holds_erased_id(v, is_erased):
+            return True
+    return False
+
+
+def _text_holds_erased_id(text: bytes, is_erased) -> bool:
+    return any(is_erased(_unescape(m)) for m in _ANY_ID_IN_TEXT.findall(text))
+
+
+def _raw_data_holds_erased_id(encoded: str, is_erased) -> bool:
     try:
-        return _event_is_erased(orjson.loads(line), is_erased)
+        data = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        return False
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            if _holds_erased_id(orjson.loads(line), is_erased):
+                return True
+        except orjson.JSONDecodeError:
+            if _text_holds_erased_id(line, is_erased):
+                return True
+    return False
+
+
+def _line_is_erased(line: bytes, is_theirs, is_erased, pattern=_ID_IN_TEXT) -> bool:
+    try:
+        return is_theirs(orjson.loads(line))
     except orjson.JSONDecodeError:
-        return any(is_erased(_unescape(m)) for m in _ID_IN_TEXT.findall(line))
+        return any(is_erased(_unescape(m)) for m in pattern.findall(line))
 
 
 def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summary: ForgetSummary):
-    """Step 2: every pending object of the request rewritten; (the number left pending, the
-    objects rewritten by this call)."""
+    """Step 2: the ingest endpoint's rejected objects scanned, then every pending object of the
+    request rewritten; (the number left pending, the objects rewritten by this call)."""
     done: set[tuple[str, str]] = set()
     with conn.cursor() as cur:
-        cur.execute(
-            "select bucket, object_key from raw.erasure_objects where erasure_id = %s and status = 'pending'"
-            " order by bucket, object_key",
-            (erasure_id,),
-        )
-        pending = cur.fetchall()
         cur.execute("select id_hash from raw.erased_ids")
         erased = {bytes(row[0]) for row in cur.fetchall()}
     conn.commit()
@@ -633,26 +695,28 @@ def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summ
     def is_erased(value: str) -> bool:
         return hasher(value) in erased
 
-    src = None
-    if pending:
-        try:
-            src = parse_source(
-                source or settings.default_source,
-                settings.raw_prefix,
-                lambda: s3_client or make_s3_client(settings.s3_max_attempts),
-            )
-        except ValueError as exc:
-            raise LoaderError(str(exc)) from exc
+    try:
+        src = parse_source(
+            source or settings.default_source,
+            settings.raw_prefix,
+            lambda: s3_client or make_s3_client(settings.s3_max_attempts),
+        )
+    except ValueError as exc:
+        raise LoaderError(str(exc)) from exc
+    summary.rejected_scanned += _scan_rejected(conn, settings, erasure_id, src, is_erased)
+    with conn.cursor() as cur:
+        cur.execute(
+            "select bucket, object_key from raw.erasure_objects where erasure_id = %s and status = 'pending'"
+            " order by bucket, object_key",
+            (erasure_id,),
+        )
+        pending = cur.fetchall()
+    conn.commit()
     versioned = isinstance(src, S3Source) and _versioned(src)
     left = 0
     for bucket, key in pending:
-        if src is None or bucket != src.bucket:
-            log.error(
-                "Cannot rewrite %s: it is in %s, not in the source %s",
-                key,
-                bucket,
-                src.describe() if src else "-",
-            )
+        if bucket != src.bucket:
+            log.error("Cannot rewrite %s: it is in %s, not in the source %s", key, bucket, src.describe())
             left += 1
             continue
 
@@ -668,7 +732,8 @@ def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summ
             conn.commit()
 
         try:
-            outcome = _rewrite_one(src, key, is_erased, versioned, before_writing)
+            deep = key.startswith(settings.rejected_prefix)
+            outcome = _rewrite_one(src, key, is_erased, versioned, before_writing, deep)
         except Exception as exc:  # one object's failure leaves it pending for the next run
             log.error("Rewriting %s failed: %s", key, exc, extra={"object_key": key})
             left += 1
@@ -701,19 +766,75 @@ def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summ
     return left, [o for o in _objects_done(conn, erasure_id) if (o["bucket"], o["object_key"]) in done]
 
 
+def _scan_rejected(conn, settings: Settings, erasure_id, src, is_erased) -> int:
+    """The ingest endpoint's ``rejected/`` objects (the loader never reads them, so the warehouse
+    cannot say which hold the person) that carry an erased id anywhere in a record, marked pending
+    for the request; the number read. Only those written since the request's last scan began
+    (less ``REJECTED_SCAN_MARGIN``) are read, in parallel; the scan's start is recorded with the
+    marks, so a run killed while scanning scans again and a later run (``already``) reads only
+    what came since. They expire after ``RejectedRetentionDays``, which bounds the first scan."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select report ->> 'rejected_scanned_from' from raw.erasure_requests where erasure_id = %s",
+            (erasure_id,),
+        )
+        row = cur.fetchone()
+    conn.commit()
+    since = datetime.fromisoformat(row[0]) if row and row[0] else None
+    started = datetime.now(UTC)
+    listed = [
+        obj
+        for obj in src.list(settings.rejected_prefix)
+        if since is None or obj.last_modified is None or obj.last_modified >= since
+    ]
+
+    def read(obj) -> tuple[str, int]:
+        if isinstance(src, LocalSource):
+            data = src.fetch(obj)
+        else:
+            data = src.client.get_object(Bucket=src.bucket, Key=obj.key)["Body"].read()
+        return obj.key, filter_content(data, is_erased, deep=True)[1]
+
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(settings.fetch_concurrency, src.max_fetch_concurrency))
+    ) as pool:
+        holding = sorted(key for key, removed in pool.map(read, listed) if removed)
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into raw.erasure_objects (erasure_id, bucket, object_key) values (%s, %s, %s)"
+            " on conflict (erasure_id, bucket, object_key) do update set status = 'pending'",
+            [(erasure_id, src.bucket, key) for key in holding],
+        )
+        cur.execute(
+            "update raw.erasure_requests set report = report || jsonb_build_object('rejected_scanned_from', %s::text)"
+            " where erasure_id = %s",
+            ((started - REJECTED_SCAN_MARGIN).isoformat(), erasure_id),
+        )
+    conn.commit()
+    log.info(
+        "Scanned %d rejected objects under %s%s: %d hold an erased id",
+        len(listed),
+        settings.rejected_prefix,
+        f" written since {since.isoformat()}" if since else "",
+        len(holding),
+        extra={"rejected_scanned": len(listed), "rejected_holding": len(holding)},
+    )
+    return len(listed)
+
+
 def _versioned(src: S3Source) -> bool:
     status = src.client.get_bucket_versioning(Bucket=src.bucket).get("Status")
     return status in ("Enabled", "Suspended")
 
 
-def _rewrite_one(src, key: str, is_erased, versioned: bool, before_writing):
+def _rewrite_one(src, key: str, is_erased, versioned: bool, before_writing, deep: bool = False):
     """(status, lines removed, old versions deleted, the object's ETag now, its size)."""
     if isinstance(src, LocalSource):
         path = Path(src.root) / key
         if not path.exists():
             return "gone", 0, 0, None, None
         data = path.read_bytes()
-        new, removed = filter_content(data, is_erased)
+        new, removed = filter_content(data, is_erased, deep)
         if removed:
             before_writing(removed)
             tmp = path.with_name(path.name + ".forget")
@@ -731,7 +852,7 @@ def _rewrite_one(src, key: str, is_erased, versioned: bool, before_writing):
         raise
     data = got["Body"].read()
     etag, version = got["ETag"].strip('"'), got.get("VersionId")
-    new, removed = filter_content(data, is_erased)
+    new, removed = filter_content(data, is_erased, deep)
     if removed:
         before_writing(removed)
         extra = {k: got[k] for k in ("ContentType", "ContentEncoding") if got.get(k)}
@@ -821,6 +942,10 @@ def format_report(summary: ForgetSummary) -> str:
             f"  object {obj['bucket']}/{obj['object_key']}: {obj['lines_removed']} lines removed,"
             f" {obj['versions_deleted']} old versions deleted ({obj['status']})"
         )
+    lines.append(
+        f"  rejected/: {summary.rejected_scanned} objects of the ingest endpoint's read"
+        " (those written since the last scan for this request)"
+    )
     if summary.rebuild and summary.status == "erased":
         lines.append(
             f"  recounted: {summary.models_rebuilt} models rebuilt from the marts ({summary.rebuild})"

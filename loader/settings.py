@@ -31,6 +31,7 @@ class Settings:
     full_check_hours: float = 24.0
     raw_table_retention_days: float | None = None
     retention_months: int | None = None
+    rejected_prefix: str = "rejected/"
 
     @property
     def default_source(self) -> str:
@@ -57,6 +58,7 @@ class Settings:
         return cls(
             raw_bucket=env.get("RAW_BUCKET") or None,
             raw_prefix=env.get("RAW_PREFIX", "events/"),
+            rejected_prefix=(env.get("REJECTED_PREFIX") or "rejected").strip("/") + "/",
             lookback_hours=lookback,
             dbt_project_dir=project_dir,
             dbt_profiles_dir=Path(env.get("DBT_PROFILES_DIR") or project_dir),

@@ -332,8 +332,9 @@ def test_delivery_stream_role_writes_only_its_prefixes(resources):
 
 
 def test_etl_may_list_get_rewrite_events_and_read_its_secrets_only(resources):
-    """The loader reads the bucket; forget rewrites raw event objects (events/ only, never
-    rejected/ or the salts) and asks whether the bucket keeps versions; two secrets."""
+    """The loader reads the bucket; forget rewrites raw event objects and the ingest endpoint's
+    rejected ones (events/ and rejected/, never the salts) and asks whether the bucket keeps
+    versions; two secrets."""
     stmts = statements(resources["EtlFunctionRole"])
     grants = sorted(
         (a, json.dumps(s["Resource"], sort_keys=True)) for s in stmts for a in as_list(s["Action"])
@@ -342,7 +343,10 @@ def test_etl_may_list_get_rewrite_events_and_read_its_secrets_only(resources):
         ("s3:ListBucket", {"Fn::GetAtt": ["RawBucket", "Arn"]}),
         ("s3:GetBucketVersioning", {"Fn::GetAtt": ["RawBucket", "Arn"]}),
         ("s3:GetObject", {"Fn::Sub": "${RawBucket.Arn}/*"}),
-        ("s3:PutObject", {"Fn::Sub": "${RawBucket.Arn}/events/*"}),
+        (
+            "s3:PutObject",
+            [{"Fn::Sub": "${RawBucket.Arn}/events/*"}, {"Fn::Sub": "${RawBucket.Arn}/rejected/*"}],
+        ),
         ("secretsmanager:GetSecretValue", {"Ref": "DbSecret"}),
         ("secretsmanager:GetSecretValue", {"Ref": "ErasureKeySecret"}),
         ("logs:CreateLogStream", {"Fn::Sub": "${EtlLogGroup.Arn}:*"}),

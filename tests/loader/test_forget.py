@@ -548,3 +548,117 @@ def test_another_users_order_on_the_persons_device_goes_with_it(
     assert query("select count(*) from analytics.fact_order_items where order_id = 'o-carl'") == [(0,)]
     assert held_anywhere(query, s3, loader_env["RAW_BUCKET"]) == []
     assert_marts_equal(snapshot_marts(loader_env), oracle(files, make_database, s3_env, dbt_paths))
+
+
+def ingest(loader_env, monkeypatch, s3, path: str, body, headers: dict | None = None) -> str:
+    """One request through the ingest endpoint's own handler (in this process), writing into the
+    test's bucket as it does in production; the key of the object of what it refused
+    (rejected/...)."""
+    from ingest.handler import lambda_handler
+    from ingest.settings import get_settings
+    from tests.ingest.ingest_testlib import api_gateway_event
+
+    monkeypatch.setenv("REJECTED_PREFIX", "rejected/")
+    monkeypatch.setenv("INGEST_WRITE_KEYS", "wk-forget-test")
+    monkeypatch.delenv("FIREHOSE_STREAM_NAME", raising=False)
+    get_settings.cache_clear()
+    before = set(rejected_keys(s3, loader_env["RAW_BUCKET"]))
+    response = lambda_handler(api_gateway_event(body, path=path, headers=headers), None)
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["rejected"] >= 1, response
+    [key] = set(rejected_keys(s3, loader_env["RAW_BUCKET"])) - before
+    return key
+
+
+def rejected_keys(s3, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="rejected/").get("Contents", []))
+
+
+def text_of(s3, bucket: str, key: str) -> str:
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+
+def test_forget_rewrites_the_ingest_endpoints_rejected_objects(
+    shop, run_cli, query, s3, loader_env, dbt_paths, monkeypatch
+):
+    """The events the ingest endpoint refused (its rejected/ prefix, which the loader never reads)
+    leave the bucket too: the person's records, found by any of their ids at any depth (our
+    contract's, a Segment message's, a Firehose error record's base64 data), go from the objects
+    that hold them; the others' records stay, and an object with none of theirs is not written."""
+    import base64
+
+    bucket = loader_env["RAW_BUCKET"]
+    bad = {"event_name": "Not Snake Case", "event_timestamp": "2026-03-02T09:00:00Z"}
+
+    def refused(anonymous_id: str, session_id: str) -> dict:
+        return {**bad, "event_id": str(uuid.uuid4()), "anonymous_id": anonymous_id, "session_id": session_id}
+
+    mixed = ingest(
+        loader_env,
+        monkeypatch,
+        s3,
+        "/events",
+        {"events": [refused("anon-ann-laptop", "s-ann-2"), refused("anon-bob", "s-bob")]},
+    )
+    auth = {"authorization": "Basic " + base64.b64encode(b"wk-forget-test:").decode()}
+    segment = {
+        "type": "track",
+        "event": "Order Completed",  # no order_id: refused
+        "messageId": str(uuid.uuid4()),
+        "userId": "user-ann",
+        "timestamp": "2026-03-02T12:00:00.000Z",
+        "properties": {"revenue": 5},
+    }
+    anns = ingest(loader_env, monkeypatch, s3, "/v1/batch", {"batch": [segment]}, headers=auth)
+    bobs = ingest(loader_env, monkeypatch, s3, "/events", {"events": [refused("anon-bob", "s-bob")]})
+
+    # records Firehose could not deliver, in its error output's format
+    def firehose_record(line: dict) -> str:
+        data = base64.b64encode(json.dumps(line).encode() + b"\n").decode()
+        return json.dumps({"attemptsMade": 1, "errorCode": "S3.AccessDenied", "rawData": data})
+
+    firehose = "rejected/firehose/s3-failed/2026/03/02/12/stream-1-2026-03-02-12-00-00-x"
+    bob_line = others()[0]
+    lines = [firehose_record(ann_events()[2]), firehose_record(bob_line)]
+    s3.put_object(Bucket=bucket, Key=firehose, Body="\n".join(lines).encode() + b"\n")
+    assert rejected_keys(s3, bucket) == sorted([mixed, anns, bobs, firehose])
+    assert "user-ann" in text_of(s3, bucket, anns) and "anon-ann-laptop" in text_of(s3, bucket, mixed)
+    bobs_etag = s3.head_object(Bucket=bucket, Key=bobs)["ETag"]
+
+    result = forget_cli(run_cli, dbt_paths, "--user-id", "user-ann", "--json")
+    assert result.returncode == 0, result.stderr[-4000:]
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "erased", summary
+    assert summary["rejected_scanned"] == 4
+    rewritten = {
+        o["object_key"]: o["lines_removed"]
+        for o in summary["objects"]
+        if o["object_key"].startswith("rejected/")
+    }
+    assert rewritten == {mixed: 1, anns: 1, firehose: 1}, summary["objects"]
+    assert all(o["versions_deleted"] == 1 for o in summary["objects"]), summary["objects"]
+    assert held_anywhere(query, s3, bucket) == []
+    # the others' records are still there, in their places; Bob's own object was not written
+    assert [
+        json.loads(line)["event"]["anonymous_id"] for line in text_of(s3, bucket, mixed).splitlines() if line
+    ] == ["anon-bob"]
+    assert text_of(s3, bucket, mixed).startswith("\n"), "Ann's record is blanked, Bob's keeps its line"
+    assert text_of(s3, bucket, anns).strip() == ""
+    [kept] = [line for line in text_of(s3, bucket, firehose).splitlines() if line]
+    assert json.loads(base64.b64decode(json.loads(kept)["rawData"])) == bob_line
+    assert s3.head_object(Bucket=bucket, Key=bobs)["ETag"] == bobs_etag
+
+    # refused again after the erasure: the next forget (already) reads what came since, and clears it
+    late = ingest(loader_env, monkeypatch, s3, "/events", {"events": [refused("anon-ann-phone", "s-9")]})
+    assert held_anywhere(query, s3, bucket) != []
+    again = forget_cli(run_cli, dbt_paths, "--anonymous-id", "anon-ann-phone", "--json")
+    assert again.returncode == 0, again.stderr[-4000:]
+    after = json.loads(again.stdout)
+    assert after["status"] == "already", after
+    assert [(o["object_key"], o["lines_removed"]) for o in after["objects"]] == [(late, 1)]
+    assert held_anywhere(query, s3, bucket) == []
+    # the next scan starts before the newest object it read (the margin), not at the first scan
+    [(scanned_from,)] = query(
+        "select (report ->> 'rejected_scanned_from')::timestamptz from raw.erasure_requests"
+    )
+    assert scanned_from <= s3.head_object(Bucket=bucket, Key=late)["LastModified"]
