@@ -12,9 +12,14 @@ bench/cycles.py when there is none, about 5 minutes for the default day of 1 M e
   whose models are listed with their seconds;
 - then the same request again, which must change nothing (``already``).
 
+``--rejected-objects N`` first writes N objects under the bucket's ``rejected/`` (what the ingest
+endpoint refused, in its record format: ``RejectedRetentionDays`` of a shop's refusals), one in
+100 holding a record of the person's: forget reads every one of them (the scan) and rewrites those.
+
     .venv/bin/python bench/forget.py                        # 1 M/day, 1 day of history
     .venv/bin/python bench/forget.py --days 10              # on bench/cycles.py's 10-day history
     .venv/bin/python bench/forget.py --db <a database bench/cycles.py --keep kept>
+    .venv/bin/python bench/forget.py --rejected-objects 30000   # and a month of ingest refusals
 
 Needs the local services (``make up``). Works in a database of its own, dropped at the end
 unless --keep."""
@@ -22,6 +27,7 @@ unless --keep."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -29,6 +35,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +95,51 @@ def the_person(dbname: str) -> tuple[str, dict]:
     }
 
 
+def put_rejected(s3, count: int, anonymous_ids: list[str]) -> int:
+    """``count`` objects under rejected/ as the ingest endpoint writes them (one per request that
+    had a refusal: one to three records of index, reason, the event as sent, received_at,
+    request_id), over 30 days of hours; every 100th holds a record of one of ``anonymous_ids``.
+    The number of those."""
+
+    def record(n: int, anonymous_id: str) -> dict:
+        return {
+            "index": n % 3,
+            "reason": "event_name: must be snake_case",
+            "event": {
+                "event_id": str(uuid.uuid4()),
+                "event_name": "Not Snake Case",
+                "anonymous_id": anonymous_id,
+                "session_id": f"s-{uuid.uuid4().hex[:12]}",
+                "page": {"url": "https://shop.example/p/1", "path": "/p/1"},
+            },
+            "received_at": "2026-11-15T10:00:00.000Z",
+            "request_id": uuid.uuid4().hex,
+        }
+
+    def put(n: int) -> bool:
+        theirs = n % 100 == 0 and bool(anonymous_ids)
+        ids = [f"anon-{uuid.uuid4().hex[:16]}" for _ in range(1 + n % 3)]
+        if theirs:
+            ids[0] = anonymous_ids[n // 100 % len(anonymous_ids)]
+        body = b"".join(json.dumps(record(i, a)).encode() + b"\n" for i, a in enumerate(ids))
+        day, hour = 1 + n % 30, n // 30 % 24
+        key = f"rejected/2026/11/{day:02}/{hour:02}/{n:07}-{uuid.uuid4().hex}.json"
+        s3.put_object(Bucket=HISTORY_BUCKET, Key=key, Body=body)
+        return theirs
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        return sum(pool.map(put, range(count)))
+
+
+def anonymous_ids_of(dbname: str, user_id: str) -> list[str]:
+    with connect(dbname) as conn, conn.cursor() as cur:
+        cur.execute(
+            "select distinct anonymous_id from analytics.fact_events where user_key = %s order by 1",
+            (user_id,),
+        )
+        return [row[0] for row in cur.fetchall()]
+
+
 def run_forget(dbname: str, user_id: str, work: Path, bucket: str = HISTORY_BUCKET) -> dict:
     env = dict(
         os.environ,
@@ -114,6 +166,12 @@ def report(run: dict, label: str) -> None:
         f" objects {steps.get('objects', 0):.1f} s ({len(summary.get('objects', []))} objects,"
         f" {summary.get('objects_left', 0)} left), recount {steps.get('recount', 0):.1f} s"
         f" ({summary.get('models_rebuilt', 0)} models, {summary.get('rebuild')})",
+        flush=True,
+    )
+    print(
+        f"  rejected/: {summary.get('rejected_scanned', 0):,} objects read in"
+        f" {summary.get('rejected_scan_seconds', 0):.1f} s,"
+        f" {sum(o['object_key'].startswith('rejected/') for o in summary.get('objects', []))} rewritten",
         flush=True,
     )
 
@@ -154,6 +212,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12, help="recounted models shown")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     parser.add_argument(
+        "--rejected-objects", type=int, default=0, help="objects of ingest refusals under rejected/ first"
+    )
+    parser.add_argument(
         "--db",
         help="erase in this database itself (one bench/cycles.py --keep kept; it is changed, never dropped)",
     )
@@ -190,6 +251,14 @@ def main() -> None:
             f" sessions, {held['anonymous_ids']} anonymous ids (of {held['raw_lines']:,} raw lines)",
             flush=True,
         )
+        if args.rejected_objects:
+            started = time.monotonic()
+            theirs = put_rejected(s3, args.rejected_objects, anonymous_ids_of(dbname, user_id))
+            print(
+                f"rejected/: {args.rejected_objects:,} objects written ({theirs} with a record of the"
+                f" person's) in {time.monotonic() - started:.1f} s",
+                flush=True,
+            )
         run = run_forget(dbname, user_id, work)
         report(run, "forget")
         # the person's lines also came in objects of the cycles' buckets (gone since): forget
@@ -222,10 +291,22 @@ def main() -> None:
             flush=True,
         )
         again = run_forget(dbname, user_id, work / "again")
-        print(f"forget again: {again['summary']['status']} in {again['wall']:.1f} s", flush=True)
+        print(
+            f"forget again: {again['summary']['status']} in {again['wall']:.1f} s (rejected/:"
+            f" {again['summary'].get('rejected_scanned', 0):,} objects read again, those written in the"
+            f" 15 minutes before the first scan, in {again['summary'].get('rejected_scan_seconds', 0):.1f} s)",
+            flush=True,
+        )
         if summary["status"] != "erased" or again["summary"]["status"] != "already":
             sys.exit("forget did not erase the person, or a second run changed something")
     finally:
+        if args.rejected_objects:
+            for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=HISTORY_BUCKET, Prefix="rejected/"
+            ):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if keys:
+                    s3.delete_objects(Bucket=HISTORY_BUCKET, Delete={"Objects": keys, "Quiet": True})
         if args.db:
             pass
         elif not args.keep:

@@ -232,6 +232,7 @@ class ForgetSummary:
     # objects of the ingest endpoint's rejected/ prefix read by this run (those written since the
     # request's last scan)
     rejected_scanned: int = 0
+    rejected_scan_seconds: float = 0.0
     rebuild: str | None = None
     models_rebuilt: int = 0
     # models an earlier run of this request recounted before it was stopped (not rebuilt again)
@@ -703,7 +704,9 @@ def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summ
         )
     except ValueError as exc:
         raise LoaderError(str(exc)) from exc
+    scan_started = time.monotonic()
     summary.rejected_scanned += _scan_rejected(conn, settings, erasure_id, src, is_erased)
+    summary.rejected_scan_seconds += round(time.monotonic() - scan_started, 3)
     with conn.cursor() as cur:
         cur.execute(
             "select bucket, object_key from raw.erasure_objects where erasure_id = %s and status = 'pending'"
@@ -943,8 +946,8 @@ def format_report(summary: ForgetSummary) -> str:
             f" {obj['versions_deleted']} old versions deleted ({obj['status']})"
         )
     lines.append(
-        f"  rejected/: {summary.rejected_scanned} objects of the ingest endpoint's read"
-        " (those written since the last scan for this request)"
+        f"  rejected/: {summary.rejected_scanned} objects of the ingest endpoint's read in"
+        f" {summary.rejected_scan_seconds:.1f}s (those written since the last scan for this request)"
     )
     if summary.rebuild and summary.status == "erased":
         lines.append(
