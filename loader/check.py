@@ -5,7 +5,8 @@ cycles test only the rows they wrote, so this is where an old row gone wrong sho
 is a row of ``raw.full_checks``, shown on the dashboards' data-health bar; a failing check never
 stops the cycles. It holds the build lock while it runs, so it never reads marts half-built.
 A passed check then trims raw when RAW_TABLE_RETENTION_DAYS is set (``loader.trim``); every
-check, passed or not, then applies RETENTION_MONTHS when set (``loader.retention``)."""
+check, passed or not, then applies RETENTION_MONTHS when set (``loader.retention``), and finishes
+what came since each erasure (``loader.forget.finish_erasures``)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from loader.settings import Settings
 
 log = logging.getLogger("loader.check")
 
-# every data test, unscoped; unit tests check the models' logic (CI), not the data
-CHECK_ARGS = ("--exclude-resource-type", "unit_test")
+# every data test, unscoped; unit tests check the models' logic (CI), not the data. --quiet: dbt
+# writes no progress to stdout (``check --json`` prints its summary there, alone); each test is
+# still logged by loader.dbt_step
+CHECK_ARGS = ("--quiet", "--exclude-resource-type", "unit_test")
 
 
 @dataclass
@@ -37,6 +40,7 @@ class CheckSummary:
     seconds: float = 0.0
     trim: dict | None = None  # what the trim after a passed check removed (RAW_TABLE_RETENTION_DAYS)
     retention: dict | None = None  # what retention dropped after the check (RETENTION_MONTHS)
+    erasures: dict | None = None  # the erasure upkeep after the check (loader.forget.finish_erasures)
 
     @property
     def ok(self) -> bool:
@@ -130,6 +134,15 @@ def run_full_check(settings: Settings, *, wait_seconds: float | None = None) -> 
             except Exception as exc:  # each table's drop is one transaction: none is half-done
                 log.exception("Retention after the full check failed: %s", exc)
                 summary.retention = {"status": "failed", "reason": str(exc)}
+        # what came since each erasure (a re-sent event's object, a refusal under rejected/) goes
+        # from the bucket without anyone running forget again
+        from loader.forget import finish_erasures
+
+        try:
+            summary.erasures = finish_erasures(settings)
+        except Exception as exc:  # each object is rewritten on its own: the next check goes on
+            log.exception("Erasure upkeep after the full check failed: %s", exc)
+            summary.erasures = {"status": "failed", "reason": str(exc)}
         return summary
     finally:
         summary.seconds = round(time.monotonic() - started, 3)

@@ -223,6 +223,12 @@ def _run_check(settings: Settings, as_json: bool) -> int:
             text += (
                 f"; retention {kept['status']}: {kept.get('rows', 0):,} rows before {kept.get('kept_since')}"
             )
+        if summary.erasures:
+            upkeep = summary.erasures
+            text += (
+                f"; erasures {upkeep['status']}: {upkeep.get('objects_rewritten', 0)} objects rewritten,"
+                f" {upkeep.get('rejected_scanned', 0)} rejected objects read"
+            )
         print(text + f" in {summary.seconds:.1f}s", file=sys.stderr)
     return EXIT_OK if summary.ok else EXIT_RUN_FAILED
 
@@ -289,6 +295,12 @@ def _run_restore(settings: Settings, args) -> int:
         )
         if summary.loads_left:
             text += f"; {summary.loads_left} trimmed loads still missing"
+        if summary.erasures:
+            upkeep = summary.erasures
+            text += (
+                f"; erasures {upkeep['status']}: {upkeep.get('objects_rewritten', 0)} objects rewritten,"
+                f" {upkeep.get('rejected_scanned', 0)} rejected objects read"
+            )
         print(text + f" in {summary.seconds:.1f}s", file=sys.stderr)
     return EXIT_OK if summary.ok else EXIT_RUN_FAILED
 

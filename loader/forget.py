@@ -684,29 +684,23 @@ def _line_is_erased(line: bytes, is_theirs, is_erased, pattern=_ID_IN_TEXT) -> b
         return any(is_erased(_unescape(m)) for m in pattern.findall(line))
 
 
-def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summary: ForgetSummary):
-    """Step 2: the ingest endpoint's rejected objects scanned, then every pending object of the
-    request rewritten; (the number left pending, the objects rewritten by this call)."""
+def _rewrite_objects(
+    conn, settings, erasure_id, hasher, source, s3_client, summary: ForgetSummary, scan: bool = True
+):
+    """Step 2: the ingest endpoint's rejected objects scanned (unless ``scan`` is false: the
+    caller scanned for it), then every pending object of the request rewritten; (the number left
+    pending, the objects rewritten by this call)."""
     done: set[tuple[str, str]] = set()
-    with conn.cursor() as cur:
-        cur.execute("select id_hash from raw.erased_ids")
-        erased = {bytes(row[0]) for row in cur.fetchall()}
-    conn.commit()
+    owners = _erased_hashes(conn)
 
     def is_erased(value: str) -> bool:
-        return hasher(value) in erased
+        return hasher(value) in owners
 
-    try:
-        src = parse_source(
-            source or settings.default_source,
-            settings.raw_prefix,
-            lambda: s3_client or make_s3_client(settings.s3_max_attempts),
-        )
-    except ValueError as exc:
-        raise LoaderError(str(exc)) from exc
-    scan_started = time.monotonic()
-    summary.rejected_scanned += _scan_rejected(conn, settings, erasure_id, src, is_erased)
-    summary.rejected_scan_seconds += round(time.monotonic() - scan_started, 3)
+    src = _source(settings, source, s3_client)
+    if scan:
+        scan_started = time.monotonic()
+        summary.rejected_scanned += _scan_rejected(conn, settings, [erasure_id], src, hasher, owners)
+        summary.rejected_scan_seconds += round(time.monotonic() - scan_started, 3)
     with conn.cursor() as cur:
         cur.execute(
             "select bucket, object_key from raw.erasure_objects where erasure_id = %s and status = 'pending'"
@@ -769,21 +763,42 @@ def _rewrite_objects(conn, settings, erasure_id, hasher, source, s3_client, summ
     return left, [o for o in _objects_done(conn, erasure_id) if (o["bucket"], o["object_key"]) in done]
 
 
-def _scan_rejected(conn, settings: Settings, erasure_id, src, is_erased) -> int:
+def _erased_hashes(conn) -> dict[bytes, object]:
+    """The erasure list: each id's hash, and the request that erased it."""
+    with conn.cursor() as cur:
+        cur.execute("select id_hash, erasure_id from raw.erased_ids")
+        owners = {bytes(h): e for h, e in cur.fetchall()}
+    conn.commit()
+    return owners
+
+
+def _source(settings: Settings, source, s3_client):
+    try:
+        return parse_source(
+            source or settings.default_source,
+            settings.raw_prefix,
+            lambda: s3_client or make_s3_client(settings.s3_max_attempts),
+        )
+    except ValueError as exc:
+        raise LoaderError(str(exc)) from exc
+
+
+def _scan_rejected(conn, settings: Settings, erasure_ids: list, src, hasher: Hasher, owners: dict) -> int:
     """The ingest endpoint's ``rejected/`` objects (the loader never reads them, so the warehouse
-    cannot say which hold the person) that carry an erased id anywhere in a record, marked pending
-    for the request; the number read. Only those written since the request's last scan began
-    (less ``REJECTED_SCAN_MARGIN``) are read, in parallel; the scan's start is recorded with the
-    marks, so a run killed while scanning scans again and a later run (``already``) reads only
-    what came since. They expire after ``RejectedRetentionDays``, which bounds the first scan."""
+    cannot say which hold the person) that carry an erased id anywhere in a record, each marked
+    pending for the request that erased the id; the number read. Only those written since the
+    requests' last scan began (less ``REJECTED_SCAN_MARGIN``; the earliest of ``erasure_ids``)
+    are read, in parallel, once for all of them; the scan's start is recorded with the marks, so
+    a run killed while scanning scans again and a later run reads only what came since. They
+    expire after ``RejectedRetentionDays``, which bounds the first scan."""
     with conn.cursor() as cur:
         cur.execute(
-            "select report ->> 'rejected_scanned_from' from raw.erasure_requests where erasure_id = %s",
-            (erasure_id,),
+            "select report ->> 'rejected_scanned_from' from raw.erasure_requests where erasure_id = any(%s::uuid[])",
+            ([str(e) for e in erasure_ids],),
         )
-        row = cur.fetchone()
+        marks = [row[0] for row in cur.fetchall()]
     conn.commit()
-    since = datetime.fromisoformat(row[0]) if row and row[0] else None
+    since = None if not marks or None in marks else min(datetime.fromisoformat(m) for m in marks)
     started = datetime.now(UTC)
     listed = [
         obj
@@ -791,27 +806,35 @@ def _scan_rejected(conn, settings: Settings, erasure_id, src, is_erased) -> int:
         if since is None or obj.last_modified is None or obj.last_modified >= since
     ]
 
-    def read(obj) -> tuple[str, int]:
+    def read(obj) -> tuple[str, set]:
         if isinstance(src, LocalSource):
             data = src.fetch(obj)
         else:
             data = src.client.get_object(Bucket=src.bucket, Key=obj.key)["Body"].read()
-        return obj.key, filter_content(data, is_erased, deep=True)[1]
+        found: set = set()
 
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(settings.fetch_concurrency, src.max_fetch_concurrency))
-    ) as pool:
-        holding = sorted(key for key, removed in pool.map(read, listed) if removed)
+        def is_erased(value: str) -> bool:
+            owner = owners.get(hasher(value))
+            if owner is not None:
+                found.add(owner)
+            return owner is not None
+
+        filter_content(data, is_erased, deep=True)
+        return obj.key, found
+
+    workers = max(1, min(settings.fetch_concurrency, src.max_fetch_concurrency))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        holding = sorted((key, str(owner)) for key, found in pool.map(read, listed) for owner in found)
     with conn.cursor() as cur:
         cur.executemany(
             "insert into raw.erasure_objects (erasure_id, bucket, object_key) values (%s, %s, %s)"
             " on conflict (erasure_id, bucket, object_key) do update set status = 'pending'",
-            [(erasure_id, src.bucket, key) for key in holding],
+            [(owner, src.bucket, key) for key, owner in holding],
         )
         cur.execute(
             "update raw.erasure_requests set report = report || jsonb_build_object('rejected_scanned_from', %s::text)"
-            " where erasure_id = %s",
-            ((started - REJECTED_SCAN_MARGIN).isoformat(), erasure_id),
+            " where erasure_id = any(%s::uuid[])",
+            ((started - REJECTED_SCAN_MARGIN).isoformat(), [str(e) for e in erasure_ids]),
         )
     conn.commit()
     log.info(
@@ -819,10 +842,82 @@ def _scan_rejected(conn, settings: Settings, erasure_id, src, is_erased) -> int:
         len(listed),
         settings.rejected_prefix,
         f" written since {since.isoformat()}" if since else "",
-        len(holding),
+        len({key for key, _ in holding}),
         extra={"rejected_scanned": len(listed), "rejected_holding": len(holding)},
     )
     return len(listed)
+
+
+def finish_erasures(settings: Settings, *, source: str | None = None, s3_client=None) -> dict | None:
+    """The daily check's erasure upkeep, as ``forget`` run again for every finished request
+    would do it: the objects a load marked since (a re-sent event of an erased person's, dropped
+    at load but still in the bucket) and the ingest endpoint's ``rejected/`` objects written since
+    the last scan (one scan for every request) are rewritten. None when nothing was ever erased
+    (no key needed then); otherwise what it did. Holds the build lock, as forget does."""
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select to_regclass('raw.erasure_requests') is not null")
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute(
+                "select erasure_id from raw.erasure_requests where status = 'done' order by requested_at"
+            )
+            requests = [row[0] for row in cur.fetchall()]
+        conn.commit()
+        if not requests:
+            return None
+        started = time.monotonic()
+        hasher = Hasher(erasure_key())
+        if not acquire_build_lock(conn, settings.build_wait_seconds * 5):
+            return {
+                "status": "skipped",
+                "reason": "a build held the lock for too long; the next check does it",
+            }
+        summary = ForgetSummary(status="already")
+        rewritten: list[dict] = []
+        left = 0
+        try:
+            src = _source(settings, source, s3_client)
+            summary.rejected_scanned = _scan_rejected(
+                conn, settings, requests, src, hasher, _erased_hashes(conn)
+            )
+            for erasure_id in requests:
+                n, objects = _rewrite_objects(
+                    conn,
+                    settings,
+                    erasure_id,
+                    hasher,
+                    source,
+                    s3_client or getattr(src, "client", None),
+                    summary,
+                    scan=False,
+                )
+                left += n
+                rewritten += objects
+        finally:
+            release_build_lock(conn)
+        result = {
+            "status": "incomplete" if left else "done",
+            "requests": len(requests),
+            "rejected_scanned": summary.rejected_scanned,
+            "objects_rewritten": len(rewritten),
+            "lines_removed": sum(o["lines_removed"] for o in rewritten),
+            "objects_left": left,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        log.info(
+            "Erasure upkeep: %d objects rewritten (%d lines) for %d requests, %d rejected objects read, %d left",
+            result["objects_rewritten"],
+            result["lines_removed"],
+            result["requests"],
+            result["rejected_scanned"],
+            left,
+            extra=result,
+        )
+        return result
+    finally:
+        conn.close()
 
 
 def _versioned(src: S3Source) -> bool:

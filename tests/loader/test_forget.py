@@ -662,3 +662,24 @@ def test_forget_rewrites_the_ingest_endpoints_rejected_objects(
         "select (report ->> 'rejected_scanned_from')::timestamptz from raw.erasure_requests"
     )
     assert scanned_from <= s3.head_object(Bucket=bucket, Key=late)["LastModified"]
+
+    # nobody runs forget again: the daily check finishes what came since, a re-sent event's object
+    # (dropped at load, marked) and a refusal alike
+    resent_key = "events/2026/03/04/10/resent.json"
+    resent = [json.dumps(ann_events()[0]), json.dumps(others()[1])]
+    s3.put_object(Bucket=bucket, Key=resent_key, Body=body(resent_key, resent))
+    loaded = run_cli("load", *WINDOW, env=dbt_paths)
+    assert loaded.returncode == 0, loaded.stderr[-4000:]
+    refusal = ingest(loader_env, monkeypatch, s3, "/events", {"events": [refused("anon-ann-laptop", "s-10")]})
+    assert {f.split("?")[0] for f in held_anywhere(query, s3, bucket)} == {
+        f"s3://{bucket}/{resent_key}",
+        f"s3://{bucket}/{refusal}",
+    }
+    checked = run_cli("check", "--json", env=dbt_paths)
+    assert checked.returncode == 0, checked.stderr[-4000:]
+    upkeep = json.loads(checked.stdout)["erasures"]
+    assert upkeep["status"] == "done" and upkeep["objects_rewritten"] == 2 and upkeep["lines_removed"] == 2, (
+        upkeep
+    )
+    assert held_anywhere(query, s3, bucket) == []
+    assert query("select count(*) from raw.erasure_objects where status = 'pending'") == [(0,)]
