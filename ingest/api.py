@@ -28,8 +28,8 @@ from ingest.cookieless import make_cookieless, request_signals, wants_cookieless
 from ingest.destinations import Destinations
 from ingest.privacy import client_ip, scrub_event_urls, truncate_ip
 from ingest.settings import Settings
-from ingest.storage import ndjson_line, object_key
-from ingest.validation import SESSIONLESS_PLACEHOLDER, event_errors
+from ingest.storage import ndjson_line, object_key, storable_copy
+from ingest.validation import MAX_EVENT_BYTES, SESSIONLESS_PLACEHOLDER, event_errors, parse_json_int
 
 logger = logging.getLogger("ingest.api")
 
@@ -108,7 +108,7 @@ def _refuse_constant(name: str) -> Any:
 def parse_events(body: bytes, max_events: int) -> list[Any]:
     """One event, a JSON array of events or {"events": [...]} -> the list of events."""
     try:
-        document = json.loads(body, parse_constant=_refuse_constant)
+        document = json.loads(body, parse_constant=_refuse_constant, parse_int=parse_json_int)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestError(400, "body is not valid JSON") from exc
     if isinstance(document, list):
@@ -132,47 +132,71 @@ def rfc3339_utc(at: datetime) -> str:
 
 def sort_events(
     events: list[Any],
-    received_at: str,
+    at: datetime,
     ip_prefix: str | None,
     max_event_bytes: int | None = None,
     pii_query_keys: frozenset[str] = frozenset(),
     sessionless: bool = False,
 ) -> Outcome:
-    """Validate each event: accepted ones get received_at (and the truncated IP), rejected ones
-    keep their index, reason and the event as sent. Both lose the ``pii_query_keys`` parameters
-    of their page URL, path and referrer (``privacy.scrub_url``). With ``max_event_bytes``
-    (Firehose's record limit) an event larger than that as stored is rejected too, with its size
-    as the reason. ``sessionless`` (the Segment calls): an event may come without a session_id,
-    the warehouse derives its session; and an IP prefix the event already carries (from the
-    message's ``context.ip``, a server library's shopper) is kept."""
+    """Judge each event on its own: accepted ones get received_at (``at``) and the truncated IP,
+    rejected ones keep their index, reason and the event as sent. Both lose the
+    ``pii_query_keys`` parameters of their page URL, path and referrer (``privacy.scrub_url``).
+    An event is held to the contract (its ``x-limits`` included: the time window around ``at``,
+    finite numbers, valid Unicode) and to its size as stored: the contract's limit, or
+    ``max_event_bytes`` (Firehose's record limit) when that is smaller. ``sessionless`` (the
+    Segment calls): an event may come without a session_id, the warehouse derives its session;
+    and an IP prefix the event already carries (from the message's ``context.ip``, a server
+    library's shopper) is kept."""
     outcome = Outcome()
+    received_at = rfc3339_utc(at)
+    size_limit = min(max_event_bytes or MAX_EVENT_BYTES, MAX_EVENT_BYTES)
     for index, sent in enumerate(events):
-        candidate = sent
-        if sessionless and isinstance(sent, dict) and "session_id" not in sent:
-            candidate = {**sent, "session_id": SESSIONLESS_PLACEHOLDER}
-        reasons = event_errors(candidate)
-        event = scrub_event_urls(sent, pii_query_keys)
-        if reasons:
-            outcome.rejected.append({"index": index, "reason": "; ".join(reasons), "event": event})
-            continue
-        stored = dict(event)
-        stored["received_at"] = received_at
-        properties = stored.get("properties")
-        properties = dict(properties) if isinstance(properties, dict) else {}
-        own_prefix = properties.pop(IP_PROPERTY, None) if sessionless else None
-        properties.pop(IP_PROPERTY, None)
-        if own_prefix or ip_prefix:
-            properties[IP_PROPERTY] = own_prefix or ip_prefix
-        if properties or "properties" in stored:
-            stored["properties"] = properties
-        if max_event_bytes is not None:
-            size = len(ndjson_line(stored))
-            if size > max_event_bytes:
-                reason = f"event too large: {size} bytes as stored > {max_event_bytes} per event"
-                outcome.rejected.append({"index": index, "reason": reason, "event": event})
-                continue
-        outcome.accepted.append(stored)
+        try:
+            verdict = _judge_event(sent, at, received_at, ip_prefix, size_limit, pii_query_keys, sessionless)
+        except Exception as exc:  # noqa: BLE001 - one event's fault never costs the others
+            logger.warning(
+                "event could not be judged", extra={"index": index, "error_type": type(exc).__name__}
+            )
+            verdict = f"event could not be read ({type(exc).__name__})", storable_copy(sent)
+        if isinstance(verdict, tuple):
+            reason, event = verdict
+            outcome.rejected.append({"index": index, "reason": reason, "event": event})
+        else:
+            outcome.accepted.append(verdict)
     return outcome
+
+
+def _judge_event(
+    sent: Any,
+    at: datetime,
+    received_at: str,
+    ip_prefix: str | None,
+    size_limit: int,
+    pii_query_keys: frozenset[str],
+    sessionless: bool,
+) -> dict[str, Any] | tuple[str, Any]:
+    """The event as stored, or (reason, the event as kept in its refusal)."""
+    candidate = sent
+    if sessionless and isinstance(sent, dict) and "session_id" not in sent:
+        candidate = {**sent, "session_id": SESSIONLESS_PLACEHOLDER}
+    reasons = event_errors(candidate, at)
+    if reasons:  # kept as valid JSON (a lone surrogate, 1e400), its URLs scrubbed
+        return "; ".join(reasons), scrub_event_urls(storable_copy(sent), pii_query_keys)
+    event = scrub_event_urls(sent, pii_query_keys)
+    stored = dict(event)
+    stored["received_at"] = received_at
+    properties = stored.get("properties")
+    properties = dict(properties) if isinstance(properties, dict) else {}
+    own_prefix = properties.pop(IP_PROPERTY, None) if sessionless else None
+    properties.pop(IP_PROPERTY, None)
+    if own_prefix or ip_prefix:
+        properties[IP_PROPERTY] = own_prefix or ip_prefix
+    if properties or "properties" in stored:
+        stored["properties"] = properties
+    size = len(ndjson_line(stored))
+    if size > size_limit:
+        return f"event too large: {size} bytes as stored > {size_limit} per event", event
+    return stored
 
 
 def _error_response(status: int, message: str, headers: dict[str, str], segment_call: bool) -> dict[str, Any]:
@@ -215,14 +239,24 @@ def read_segment_call(
     mapped: list[Any] = []
     failures: dict[int, str] = {}
     for index, message in enumerate(batch.messages):
+        if index in batch.refused:
+            failures[index] = batch.refused[index]
+            mapped.append(None)
+            continue
         try:
             mapped.append(segment.to_event(message, key, at, batch, settings.pii_query_keys))
         except segment.Unmappable as exc:
             failures[index] = str(exc)
             mapped.append(None)
+        except Exception as exc:  # noqa: BLE001 - one message's fault never costs the batch
+            logger.warning(
+                "message could not be mapped", extra={"index": index, "error_type": type(exc).__name__}
+            )
+            failures[index] = f"message could not be read ({type(exc).__name__})"
+            mapped.append(None)
     outcome = sort_events(
         [m for m in mapped if m is not None],
-        rfc3339_utc(at),
+        at,
         ip_prefix,
         destinations.max_event_bytes,
         settings.pii_query_keys,
@@ -234,7 +268,9 @@ def read_segment_call(
         {
             **r,
             "index": positions[r["index"]],
-            "event": segment.rejected_copy(batch.messages[positions[r["index"]]], settings.pii_query_keys),
+            "event": segment.rejected_copy(
+                storable_copy(batch.messages[positions[r["index"]]]), settings.pii_query_keys
+            ),
         }
         for r in outcome.rejected
     ]
@@ -242,7 +278,7 @@ def read_segment_call(
         {
             "index": i,
             "reason": reason,
-            "event": segment.rejected_copy(batch.messages[i], settings.pii_query_keys),
+            "event": segment.rejected_copy(storable_copy(batch.messages[i]), settings.pii_query_keys),
         }
         for i, reason in failures.items()
     ]
@@ -308,7 +344,11 @@ def store(
             written["accepted_key"] = key
     if outcome.rejected:
         key = object_key(settings.rejected_prefix, at)
-        records = [{**r, "received_at": received_at, "request_id": request_id} for r in outcome.rejected]
+        # a refused event may hold what valid JSON cannot (1e400, a lone surrogate): kept storable
+        records = [
+            {**r, "event": storable_copy(r["event"]), "received_at": received_at, "request_id": request_id}
+            for r in outcome.rejected
+        ]
         destinations.s3.put_ndjson(key, records, deadline)
         written["rejected_key"] = key
     return written
@@ -367,7 +407,7 @@ def handle_http_event(
             body = decode_body(event, settings.max_body_bytes)
             events = parse_events(body, settings.max_events)
             outcome = sort_events(
-                events, received_at, ip_prefix, destinations.max_event_bytes, settings.pii_query_keys
+                events, at, ip_prefix, destinations.max_event_bytes, settings.pii_query_keys
             )
         else:
             log["call"] = call

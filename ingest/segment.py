@@ -16,16 +16,19 @@ import base64
 import binascii
 import hmac
 import json
+import math
 import re
 import uuid
 import zlib
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from typing import Any
 
 from ua_parser import parse as parse_user_agent
 
 from ingest.privacy import URL_FIELDS, scrub_url, truncate_ip
+from ingest.validation import parse_json_int
 
 # Segment's documented limits (HTTP Tracking API): a message at most 32 KB, a batch request at
 # most 500 KB and 2,500 messages; over them Segment answers 400 Bad Request, and so do we.
@@ -119,7 +122,7 @@ def _refuse_constant(name: str) -> Any:
 
 def parse_document(body: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(body, parse_constant=_refuse_constant)
+        document = json.loads(body, parse_constant=_refuse_constant, parse_int=parse_json_int)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise SegmentRequestError(400, "body is not valid JSON") from exc
     if not isinstance(document, dict):
@@ -173,10 +176,19 @@ class Messages:
     messages: list[Any]
     sent_at: str | None  # the batch's sentAt (a message's own sentAt wins)
     context: dict[str, Any]  # the batch's context, under each message's own
+    # index -> why that message is refused before it is read (over Segment's size per message)
+    refused: dict[int, str] = dataclass_field(default_factory=dict)
+
+
+def message_bytes(message: Any) -> int:
+    """A message's size as JSON, whatever it holds (a lone surrogate, 1e400) counted too."""
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def messages_of(document: dict[str, Any], call: str) -> Messages:
-    """The messages of a request, within Segment's limits (400 over them)."""
+    """The messages of a request, within Segment's limits: a batch over its size or count is
+    refused whole (400); a message over its size is refused alone, the others still count."""
     if call == "batch":
         batch = document.get("batch")
         if not isinstance(batch, list):
@@ -191,15 +203,13 @@ def messages_of(document: dict[str, Any], call: str) -> Messages:
         message = dict(document)
         message.setdefault("type", call)
         messages, context = [message], {}
+    refused = {}
     for index, message in enumerate(messages):
-        size = len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        size = message_bytes(message)
         if size > MAX_MESSAGE_BYTES:
-            where = f"message {index}" if call == "batch" else "message"
-            raise SegmentRequestError(
-                400, f"{where} too large: {size} bytes > {MAX_MESSAGE_BYTES} per message"
-            )
+            refused[index] = f"message too large: {size} bytes > {MAX_MESSAGE_BYTES} per message"
     sent_at = document.get("sentAt") if isinstance(document.get("sentAt"), str) else None
-    return Messages(messages, sent_at, context)
+    return Messages(messages, sent_at, context, refused)
 
 
 # ---- one message -> one event --------------------------------------------------------------------
@@ -237,7 +247,12 @@ def event_time(message: dict[str, Any], received_at: datetime, batch_sent_at: st
         return received_at
     if sent_at is None:
         return client_time
-    return received_at - (sent_at - client_time)
+    try:
+        return received_at - (sent_at - client_time)
+    except OverflowError:
+        raise Unmappable(
+            "timestamp and sentAt are too far apart: the clock-skew correction leaves the calendar"
+        ) from None
 
 
 def _text(value: Any) -> str | None:
@@ -250,6 +265,8 @@ def _text(value: Any) -> str | None:
 
 
 def _number(value: Any) -> float | int | None:
+    """A number, or a string that spells one; one that is not finite ("nan", 1e400) is returned
+    as it is, and the contract's check refuses the event with its path."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -262,11 +279,23 @@ def _number(value: Any) -> float | int | None:
     return None
 
 
-def _integer(value: Any, default: int | None = None) -> int | None:
+def _integer(value: Any, default: int | None = None) -> int | float | None:
+    """A whole number; a fraction gives ``default``; one that is not finite is returned as it
+    is (refused by the contract's check, like a whole number beyond its bounds)."""
     number = _number(value)
-    if number is None or number != int(number):
+    if number is None:
+        return default
+    if not math.isfinite(number):
+        return number
+    if number != int(number):
         return default
     return int(number)
+
+
+def _dimension(value: Any) -> int | None:
+    """A screen's width or height in pixels, or None when it is no such number."""
+    number = _integer(value)
+    return number if isinstance(number, int) and 0 < number <= 100_000 else None
 
 
 def _currency(value: Any) -> str | None:
@@ -280,8 +309,9 @@ def device_of(context: dict[str, Any]) -> dict[str, Any]:
     user_agent = _text(context.get("userAgent"))
     device: dict[str, Any] = {"type": None, "user_agent": user_agent, "os": None, "browser": None}
     screen = context.get("screen") if isinstance(context.get("screen"), dict) else {}
-    if _integer(screen.get("width")) and _integer(screen.get("height")):
-        device["screen"] = f"{_integer(screen['width'])}x{_integer(screen['height'])}"
+    width, height = _dimension(screen.get("width")), _dimension(screen.get("height"))
+    if width and height:
+        device["screen"] = f"{width}x{height}"
     if not user_agent:
         return device
     parsed = parse_user_agent(user_agent)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -20,6 +22,7 @@ from ingest.budget import CONNECT_TIMEOUT_SECONDS, AttemptTimeouts, Deadline, re
 from ingest.settings import Settings
 
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def client_config(connect_timeout: float, read_timeout: float) -> Config:
@@ -57,6 +60,34 @@ def object_key(prefix: str, at: datetime) -> str:
 def ndjson_line(record: dict[str, Any]) -> bytes:
     """One record as one NDJSON line, newline included."""
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def storable_copy(value: Any) -> Any:
+    """A refused event as it can be kept in valid JSON: a number that is not finite becomes its
+    text ("Infinity"), a lone surrogate the replacement character. Iterative (any depth)."""
+
+    def scalar(item: Any) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            return json.dumps(item)
+        if isinstance(item, str):
+            return _SURROGATE.sub("\ufffd", item)
+        return item
+
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(root, 0, value)]
+    while stack:
+        parent, slot, item = stack.pop()
+        if isinstance(item, dict):
+            copy: Any = {}
+            for key, child in item.items():
+                stack.append((copy, scalar(key), child))
+        elif isinstance(item, list):
+            copy = [None] * len(item)
+            stack.extend((copy, i, child) for i, child in enumerate(item))
+        else:
+            copy = scalar(item)
+        parent[slot] = copy
+    return root[0]
 
 
 def to_ndjson(records: Iterable[dict[str, Any]]) -> bytes:

@@ -1,11 +1,14 @@
 """Validation of one raw event against contract/event-v1.schema.json (JSON Schema 2020-12),
-plus a real RFC 3339 parse of its timestamp (the schema's pattern alone accepts 2024-02-30)."""
+plus what a schema cannot say: a real RFC 3339 parse of its timestamp (the schema's pattern alone
+accepts 2024-02-30), the contract's ``x-limits`` (the time window around ``received_at``, finite
+numbers, valid Unicode) that the loader and the warehouse's contract check apply too."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,71 @@ def _load_schema() -> dict[str, Any]:
 SCHEMA = _load_schema()
 Draft202012Validator.check_schema(SCHEMA)
 VALIDATOR = Draft202012Validator(SCHEMA)
+LIMITS = SCHEMA["x-limits"]
+# an event as stored (one NDJSON line) at most this: the loader refuses longer lines
+MAX_EVENT_BYTES: int = LIMITS["max_event_bytes"]
+# event_timestamp at most this far after received_at, and at most this far before it
+MAX_CLOCK_AHEAD = timedelta(seconds=LIMITS["max_clock_ahead_seconds"])
+MAX_EVENT_AGE = timedelta(days=LIMITS["max_event_age_days"])
+# an integer literal longer than this is no finite double: refused like 1e400 (and json's own
+# 4,300-digit limit never turns one bad event into a refused request)
+MAX_INTEGER_DIGITS = 309
+_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def parse_json_int(text: str) -> int | float:
+    """``parse_int`` for json.loads: an integer too long for a double becomes infinity, which
+    ``unrepresentable`` then refuses with the event's other faults."""
+    return int(text) if len(text.lstrip("-")) <= MAX_INTEGER_DIGITS else math.inf
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unrepresentable(value: Any, limit: int = MAX_REASONS) -> list[str]:
+    """Where a value holds what the stored JSON (and PostgreSQL's jsonb) cannot: a number that
+    is not finite (1e400, an over-long integer) or a string or key with a lone surrogate.
+    Iterative: any depth json.loads accepted is walked without recursion."""
+    reasons: list[str] = []
+    stack: list[tuple[str, Any]] = [("$", value)]
+    while stack and len(reasons) < limit:
+        path, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            reasons.append(f"{path}: not a finite number")
+        elif isinstance(item, str):
+            if not _is_unicode(item):
+                reasons.append(f"{path}: not valid Unicode (a lone surrogate)")
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                if isinstance(key, str) and not _is_unicode(key):
+                    reasons.append(f"{path}: a key is not valid Unicode (a lone surrogate)")
+                    continue
+                stack.append((f"{path}.{key}" if _SIMPLE_KEY.match(str(key)) else f"{path}[{key!r}]", child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))
+    return reasons
+
+
+def time_window_errors(event_at: datetime, received_at: datetime) -> list[str]:
+    """The contract's window: a client clock far ahead, or an event older than the endpoint
+    keeps, never reaches the warehouse (each distinct month would become a partition)."""
+    if event_at - received_at > MAX_CLOCK_AHEAD:
+        hours = MAX_CLOCK_AHEAD.total_seconds() / 3600
+        return [
+            f"$.event_timestamp: more than {hours:g} hours after the time received "
+            f"({received_at.isoformat(timespec='seconds')}): the client's clock is wrong"
+        ]
+    if received_at - event_at > MAX_EVENT_AGE:
+        return [
+            f"$.event_timestamp: more than {MAX_EVENT_AGE.days} days before the time received "
+            f"({received_at.isoformat(timespec='seconds')})"
+        ]
+    return []
 
 
 def parse_rfc3339(value: str) -> datetime:
@@ -49,10 +117,14 @@ def parse_rfc3339(value: str) -> datetime:
     return parsed
 
 
-def event_errors(event: Any) -> list[str]:
-    """Every reason the event breaks the contract (empty when it is valid)."""
+def event_errors(event: Any, received_at: datetime | None = None) -> list[str]:
+    """Every reason the event breaks the contract (empty when it is valid); with
+    ``received_at``, its timestamp is held to the contract's window around it too."""
     if not isinstance(event, dict):
         return [f"event is not a JSON object (got {type(event).__name__})"]
+    unstorable = unrepresentable(event)
+    if unstorable:
+        return unstorable
     # received_at is the server's to set: the client's value is ignored, not judged
     candidate = {k: v for k, v in event.items() if k != "received_at"}
     errors = sorted(VALIDATOR.iter_errors(candidate), key=lambda e: (list(e.absolute_path), e.message))
@@ -63,7 +135,10 @@ def event_errors(event: Any) -> list[str]:
     if not errors or all(list(e.absolute_path) != ["event_timestamp"] for e in errors):
         if isinstance(timestamp, str):
             try:
-                parse_rfc3339(timestamp)
+                event_at = parse_rfc3339(timestamp)
             except ValueError as exc:
                 reasons.append(f"$.event_timestamp: not a valid RFC 3339 date-time ({exc})")
+            else:
+                if received_at is not None:
+                    reasons.extend(time_window_errors(event_at, received_at))
     return reasons

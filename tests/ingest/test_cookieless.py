@@ -56,6 +56,8 @@ def shopper(**overrides):
         session_id="sess-7f3a",
         user_id="user-42",
         page={"url": "https://shop.example.com/p/1", "path": "/p/1", "title": "P", "referrer": None},
+        # the events are posted on DAY: a timestamp of today would be years ahead of it
+        event_timestamp=DAY.isoformat(timespec="milliseconds"),
         **overrides,
     )
 
@@ -92,7 +94,9 @@ def test_without_a_signal_the_ids_are_kept(post, bucket_objects):
 
 def test_the_tracker_can_ask_for_cookieless_counting(post, bucket_objects):
     """An event the tracker marks cookieless (no consent: it stores nothing in the browser)."""
-    response = post([make_event(anonymous_id="cookieless", session_id="cookieless")])
+    response = post(
+        [make_event(anonymous_id="cookieless", session_id="cookieless", event_timestamp=DAY.isoformat())]
+    )
     assert response["json"]["cookieless"] == 1
     [stored] = ndjson_records(bucket_objects("events/"))
     assert stored["anonymous_id"].startswith("cl-") and stored["properties"]["privacy_mode"] == "cookieless"
