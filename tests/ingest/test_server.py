@@ -19,12 +19,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None):
+    """(status, headers with lower-case names, body)."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, _lower(response.headers), response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, _lower(exc.headers), exc.read()
+
+
+def _lower(headers) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 @pytest.fixture(scope="module")
