@@ -160,3 +160,35 @@
 {%- endmacro %}
 
 {% macro spark__json_data_type() -%}string{%- endmacro %}
+
+{# whether any element of the JSON array at array_path has a number at field_path beyond
+   +-bound (false when there is no such array): the contract's bounds on order items #}
+{% macro json_items_beyond(column, array_path, field_path, bound) -%}
+    {{ return(adapter.dispatch('json_items_beyond', 'clickstream_analytics')(column, array_path, field_path, bound)) }}
+{%- endmacro %}
+
+{% macro postgres__json_items_beyond(column, array_path, field_path, bound) -%}
+    coalesce(
+        {{ json_type(column, array_path) }} = 'array'
+        and jsonb_path_exists(
+            {{ column }},
+            '$.{{ array_path | join(".") }}[*].{{ field_path | join(".") }} ? (@ > {{ bound }} || @ < -{{ bound }})'
+        ),
+        false
+    )
+{%- endmacro %}
+
+{% macro spark__json_items_beyond(column, array_path, field_path, bound) -%}
+    coalesce(
+        {{ json_type(column, array_path) }} = 'array'
+        and exists(
+            cast(variant_get({{ column }}, {{ spark_json_path(array_path) }}) as array<variant>),
+            item -> coalesce(
+                {{ spark__json_typeof('variant_get(item, ' ~ spark_json_path(field_path) ~ ')') }} = 'number'
+                and abs(try_variant_get(item, {{ spark_json_path(field_path) }}, 'double')) > {{ bound }},
+                false
+            )
+        ),
+        false
+    )
+{%- endmacro %}

@@ -79,7 +79,7 @@ def overview_kpis(conn, start: date, end: date, devices=None, sources=None) -> Q
                coalesce(events.events, 0)::bigint as events,
                coalesce(sessions.sessions, 0)::bigint as sessions,
                coalesce(sessions.purchasing_sessions, 0)::bigint as purchasing_sessions,
-               coalesce(sessions.revenue, 0)::numeric(14, 2) as revenue,
+               round(coalesce(sessions.revenue, 0), 2) as revenue,
                round(100.0 * sessions.purchasing_sessions / nullif(sessions.sessions, 0), 2) as conversion_pct
         from periods
         left join events on events.period = periods.period

@@ -40,7 +40,7 @@ _MEASURED_HEAD = """
                    sum(a.add_to_carts)::bigint as add_to_carts,
                    sum(a.purchases)::bigint as purchases,
                    sum(a.orders)::bigint as orders,
-                   coalesce(sum(a.revenue), 0)::numeric(14, 2) as revenue
+                   round(coalesce(sum(a.revenue), 0), 2) as revenue
             {product_days}
             group by 1
         ),
@@ -228,7 +228,7 @@ def product_rollup(
                sum(m.views)::bigint as views,
                sum(m.add_to_carts)::bigint as add_to_carts,
                sum(m.purchases)::bigint as purchases,
-               coalesce(sum(m.revenue), 0)::numeric(14, 2) as revenue,
+               round(coalesce(sum(m.revenue), 0), 2) as revenue,
                round(100.0 * sum(m.add_to_carts) / nullif(sum(m.views), 0), 1) as cart_rate_pct,
                round(100.0 * sum(m.purchases) / nullif(sum(m.views), 0), 1) as purchase_rate_pct
         from per_product as m

@@ -8,7 +8,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jsonschema
@@ -36,12 +36,29 @@ def parses(value: object) -> bool:
     return True
 
 
+def moment(value: str) -> datetime:
+    text = value.replace("t", "T").replace("z", "Z").replace(" ", "T")
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text))
+
+
+def in_window(event_timestamp: str, received_at: str) -> bool:
+    """The contract's window (x-limits) around received_at."""
+    limits = SCHEMA["x-limits"]
+    gap = moment(event_timestamp) - moment(received_at)
+    return (
+        gap <= timedelta(seconds=limits["max_clock_ahead_seconds"])
+        and -gap <= timedelta(days=limits["max_event_age_days"])
+    )
+
+
 def is_valid(payload: object) -> bool:
     if not isinstance(payload, dict) or not VALIDATOR.is_valid(payload):
         return False
     if not parses(payload["event_timestamp"]):
         return False
-    return "received_at" not in payload or parses(payload["received_at"])
+    if "received_at" not in payload:
+        return True
+    return parses(payload["received_at"]) and in_window(payload["event_timestamp"], payload["received_at"])
 
 
 def is_bot(payload: dict) -> bool:

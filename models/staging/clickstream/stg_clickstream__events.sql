@@ -1,7 +1,11 @@
 {#- One row per raw event line: every contract field as a typed column, normalised names,
     bot and clock flags, and the contract check (invalid_reason is null for a valid event).
     Row by row only (no joins, no window functions), so a filter on loaded_at reaches the
-    raw table's index. Casts happen only after a regex check: a bad value never fails a build. -#}
+    raw table's index. Casts happen only after a regex check: a bad value never fails a build.
+    The contract's x-limits hold here as at the ingest endpoint (vars max_clock_ahead_seconds,
+    max_event_age_days, max_abs_amount, max_abs_count): an event dated far from the time it
+    was received, or with an amount the marts' sums cannot carry, is quarantined with its
+    reason and never reaches fact_events (whose month partitions follow event_at). -#}
 {%- set p = 'raw_events.payload' -%}
 {%- set uuid_pattern = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' -%}
 
@@ -86,6 +90,10 @@ extracted as (
         {{ json_type(p, ['product', 'id']) }} as product_id_type,
         {{ json_type(p, ['order']) }} as order_type,
         {{ json_type(p, ['quantity']) }} as quantity_type,
+        {{ json_type(p, ['search', 'results_count']) }} as search_results_count_type,
+        {{ json_items_beyond(p, ['order', 'items'], ['price'], var('max_abs_amount')) }}
+        or {{ json_items_beyond(p, ['order', 'items'], ['quantity'], var('max_abs_count')) }}
+            as has_order_item_beyond_bounds,
         {{ json_is_optional(p, ['user_id'], ['string']) }} as is_user_id_typed,
         {{ json_is_optional(p, ['product', 'price'], ['number']) }}
         and {{ json_is_optional(p, ['order', 'revenue'], ['number']) }}
@@ -116,42 +124,72 @@ normalised as (
     from extracted
 ),
 
-checked as (
+timed as (
     select
         normalised.*,
         case
-            when coalesce(normalised.payload_type, '') != 'object' then 'payload is not a JSON object'
-            when normalised.event_id is null then 'missing event_id'
-            when not {{ regex_matches('normalised.event_id', uuid_pattern) }} then 'event_id is not a UUID'
-            when normalised.event_name_raw is null then 'missing event_name'
-            when not {{ regex_matches('normalised.event_name', '^[a-z][a-z0-9_]{0,63}$') }}
+            when normalised.is_event_timestamp_valid then {{ to_timestamp_tz('normalised.event_timestamp') }}
+        end as event_at,
+        case
+            when normalised.is_received_at_valid then {{ to_timestamp_tz('normalised.received_at_raw') }}
+        end as received_at
+    from normalised
+),
+
+checked as (
+    select
+        timed.*,
+        case
+            when coalesce(timed.payload_type, '') != 'object' then 'payload is not a JSON object'
+            when timed.event_id is null then 'missing event_id'
+            when not {{ regex_matches('timed.event_id', uuid_pattern) }} then 'event_id is not a UUID'
+            when timed.event_name_raw is null then 'missing event_name'
+            when not {{ regex_matches('timed.event_name', '^[a-z][a-z0-9_]{0,63}$') }}
                 then 'malformed event_name'
-            when normalised.event_timestamp is null then 'missing event_timestamp'
-            when not normalised.is_event_timestamp_valid then 'event_timestamp is not an RFC 3339 date-time'
-            when coalesce(normalised.anonymous_id, '') = '' then 'missing anonymous_id'
+            when timed.event_timestamp is null then 'missing event_timestamp'
+            when not timed.is_event_timestamp_valid then 'event_timestamp is not an RFC 3339 date-time'
+            when coalesce(timed.anonymous_id, '') = '' then 'missing anonymous_id'
             {#- no session_id at all: the warehouse derives the session (fact_events) -#}
-            when normalised.session_id = '' then 'empty session_id'
-            when not normalised.is_user_id_typed then 'user_id is not a string'
-            when normalised.received_at_raw is not null and not normalised.is_received_at_valid
+            when timed.session_id = '' then 'empty session_id'
+            when not timed.is_user_id_typed then 'user_id is not a string'
+            when timed.received_at_raw is not null and not timed.is_received_at_valid
                 then 'received_at is not an RFC 3339 date-time'
-            when normalised.schema_version is not null and normalised.schema_version != '1'
-                then 'unsupported schema_version'
-            when not normalised.are_optional_fields_typed then 'a field has the wrong type'
+            {#- the contract's window (x-limits): a client clock far ahead, or an event older than
+                the endpoint keeps; without received_at (a raw line not from the endpoint) the
+                time it was loaded bounds the clock -#}
             when
-                normalised.event_name in (
+                {{ seconds_between('coalesce(timed.received_at, timed.loaded_at)', 'timed.event_at') }}
+                > {{ var('max_clock_ahead_seconds') }}
+                then 'event_timestamp more than {{ var("max_clock_ahead_seconds") // 3600 }} hours after received_at'
+            when
+                {{ seconds_between('timed.event_at', 'timed.received_at') }}
+                > {{ var('max_event_age_days') * 86400 }}
+                then 'event_timestamp more than {{ var("max_event_age_days") }} days before received_at'
+            when timed.schema_version is not null and timed.schema_version != '1'
+                then 'unsupported schema_version'
+            when not timed.are_optional_fields_typed then 'a field has the wrong type'
+            when
+                timed.event_name in (
                     'product_view', 'add_to_cart', 'remove_from_cart', 'update_cart_quantity'
                 )
-                and normalised.product_id is null
+                and timed.product_id is null
                 then 'missing product.id'
             when
-                normalised.event_name in ('add_to_cart', 'remove_from_cart', 'update_cart_quantity')
-                and normalised.quantity is null
+                timed.event_name in ('add_to_cart', 'remove_from_cart', 'update_cart_quantity')
+                and timed.quantity is null
                 then 'missing or non-integer quantity'
-            when normalised.quantity_type is not null and normalised.quantity is null
+            when timed.quantity_type is not null and timed.quantity is null
                 then 'quantity is not an integer'
-            when normalised.event_name = 'purchase' and normalised.order_id is null then 'missing order.order_id'
+            when
+                abs(timed.product_price) > {{ var('max_abs_amount') }}
+                or abs(timed.cart_value) > {{ var('max_abs_amount') }}
+                or abs(timed.order_revenue) > {{ var('max_abs_amount') }}
+                or timed.has_order_item_beyond_bounds
+                or (timed.search_results_count_type = 'number' and timed.search_results_count is null)
+                then 'a number is beyond the contract''s bounds'
+            when timed.event_name = 'purchase' and timed.order_id is null then 'missing order.order_id'
         end as invalid_reason
-    from normalised
+    from timed
 ),
 
 typed as (
@@ -159,12 +197,8 @@ typed as (
         checked.event_id,
         checked.event_name,
         checked.event_timestamp,
-        case
-            when checked.is_event_timestamp_valid then {{ to_timestamp_tz('checked.event_timestamp') }}
-        end as event_at,
-        case
-            when checked.is_received_at_valid then {{ to_timestamp_tz('checked.received_at_raw') }}
-        end as received_at,
+        checked.event_at,
+        checked.received_at,
         checked.loaded_at,
         checked.anonymous_id,
         checked.session_id,
