@@ -15,9 +15,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from loader import schema
 from loader.db import connect
-from loader.runs import acquire_build_lock, release_build_lock
+from loader.runs import migrated_under_build_lock
 from loader.settings import Settings
 
 log = logging.getLogger("loader.check")
@@ -57,14 +56,13 @@ def run_full_check(settings: Settings, *, wait_seconds: float | None = None) -> 
     summary = CheckSummary(check_id=str(uuid.uuid4()))
     conn = connect()
     try:
-        schema.migrate(conn)
         wait = settings.build_wait_seconds * 5 if wait_seconds is None else wait_seconds
-        if not acquire_build_lock(conn, wait):
-            summary.status = "skipped"
-            summary.error = "a build held the lock for too long; the next scheduled check runs it"
-            log.warning("Full check skipped: %s", summary.error)
-            return summary
-        try:
+        with migrated_under_build_lock(conn, wait) as held:
+            if not held:
+                summary.status = "skipped"
+                summary.error = "a build held the lock for too long; the next scheduled check runs it"
+                log.warning("Full check skipped: %s", summary.error)
+                return summary
             with conn.cursor() as cur:
                 cur.execute(
                     "insert into raw.full_checks (check_id, started_at, status) values (%s, now(), 'running')",
@@ -104,8 +102,6 @@ def run_full_check(settings: Settings, *, wait_seconds: float | None = None) -> 
                     ),
                 )
             conn.commit()
-        finally:
-            release_build_lock(conn)
         level = logging.INFO if summary.ok else logging.ERROR
         log.log(
             level,

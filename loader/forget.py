@@ -53,10 +53,9 @@ from pathlib import Path
 import orjson
 from psycopg2 import sql
 
-from loader import schema
 from loader.db import BUILD_CLASS, FENCE_KEY, LoaderError, connect
 from loader.person import NothingHeld, _exists, _ids_of, person_tables
-from loader.runs import acquire_build_lock, release_build_lock
+from loader.runs import migrated_under_build_lock
 from loader.settings import Settings, SettingsError
 from loader.sources import LocalSource, S3Source, make_s3_client, parse_source
 
@@ -275,10 +274,9 @@ def forget(
     hasher = Hasher(erasure_key())
     conn = connect()
     try:
-        schema.migrate(conn)
-        if not acquire_build_lock(conn, settings.build_wait_seconds * 5):
-            raise LoaderError("a dbt build held the build lock for too long: run forget again")
-        try:
+        with migrated_under_build_lock(conn, settings.build_wait_seconds * 5) as held:
+            if not held:
+                raise LoaderError("a dbt build held the build lock for too long: run forget again")
             request = _request_of(conn, hasher(asked_id))
             if request is None:
                 request = _remove_rows(conn, hasher, asked_kind, user_id, anonymous_id, summary)
@@ -323,8 +321,6 @@ def forget(
                 _set_status(conn, erasure_id, "done", {"objects": summary.objects}, finished=True)
             summary.message = f"erased {asked_kind} {asked_id} and {summary.ids - 1} ids stitched to it"
             return summary
-        finally:
-            release_build_lock(conn)
     finally:
         summary.seconds = round(time.monotonic() - started, 3)
         conn.close()
@@ -869,15 +865,15 @@ def finish_erasures(settings: Settings, *, source: str | None = None, s3_client=
             return None
         started = time.monotonic()
         hasher = Hasher(erasure_key())
-        if not acquire_build_lock(conn, settings.build_wait_seconds * 5):
-            return {
-                "status": "skipped",
-                "reason": "a build held the lock for too long; the next check does it",
-            }
         summary = ForgetSummary(status="already")
         rewritten: list[dict] = []
         left = 0
-        try:
+        with migrated_under_build_lock(conn, settings.build_wait_seconds * 5) as held:
+            if not held:
+                return {
+                    "status": "skipped",
+                    "reason": "a build held the lock for too long; the next check does it",
+                }
             src = _source(settings, source, s3_client)
             summary.rejected_scanned = _scan_rejected(
                 conn, settings, requests, src, hasher, _erased_hashes(conn)
@@ -895,8 +891,6 @@ def finish_erasures(settings: Settings, *, source: str | None = None, s3_client=
                 )
                 left += n
                 rewritten += objects
-        finally:
-            release_build_lock(conn)
         result = {
             "status": "incomplete" if left else "done",
             "requests": len(requests),

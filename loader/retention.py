@@ -22,9 +22,8 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 
-from loader import schema
-from loader.db import connect
-from loader.runs import acquire_build_lock, release_build_lock
+from loader.db import BUILD_CLASS, FENCE_KEY, connect
+from loader.runs import migrated_under_build_lock
 from loader.settings import Settings
 
 log = logging.getLogger("loader.retention")
@@ -66,13 +65,12 @@ def apply_retention(
     own = conn is None
     conn = conn or connect()
     try:
-        schema.migrate(conn)
-        if not acquire_build_lock(conn, settings.build_wait_seconds):
-            summary.status = "skipped"
-            summary.reason = "a build held the lock for too long; the next full check applies retention"
-            log.warning("Retention skipped: %s", summary.reason)
-            return summary
-        try:
+        with migrated_under_build_lock(conn, settings.build_wait_seconds) as held:
+            if not held:
+                summary.status = "skipped"
+                summary.reason = "a build held the lock for too long; the next full check applies retention"
+                log.warning("Retention skipped: %s", summary.reason)
+                return summary
             with conn.cursor() as cur:
                 cur.execute(
                     "select date_trunc('month', (now() at time zone 'UTC') - make_interval(months => %s))::date",
@@ -83,6 +81,11 @@ def apply_retention(
             summary.kept_since = cutoff.isoformat()
             for table, column in TABLES:
                 with conn.cursor() as cur:
+                    if not dry_run:
+                        # the fence alone first, as every transaction that takes a strong lock on
+                        # raw does (a partition dropped takes its table alone): no load transaction
+                        # is open meanwhile, and those that start wait for it holding nothing
+                        cur.execute("select pg_advisory_xact_lock(%s, %s)", (BUILD_CLASS, FENCE_KEY))
                     cur.execute("select to_regclass(%s) is not null", (table,))
                     if not cur.fetchone()[0]:
                         conn.commit()
@@ -100,8 +103,6 @@ def apply_retention(
                     cur.execute("delete from raw.trimmed_objects where trimmed_loaded_at < %s", (cutoff,))
                     cur.execute("delete from raw.trimmed_loads where loaded_at < %s", (cutoff,))
             conn.commit()
-        finally:
-            release_build_lock(conn)
         if not summary.dropped:
             summary.status = "nothing"
         elif dry_run:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
+from loader import schema
 from loader.db import BUILD_CLASS, BUILD_KEY, FENCE_KEY
 
 log = logging.getLogger("loader")
@@ -70,11 +73,23 @@ def start_run(conn, summary: RunSummary) -> None:
             " and (backend_pid is null or backend_pid not in (select pid from pg_stat_activity))"
         )
         cur.execute(
+            "select load_id, started_at from raw.load_runs where status = 'running' order by started_at"
+        )
+        others = cur.fetchall()
+        cur.execute(
             "insert into raw.load_runs (load_id, started_at, status, source, backend_pid)"
             " values (%s, now(), 'running', %s, pg_backend_pid())",
             (summary.load_id, summary.source),
         )
     conn.commit()
+    for other, started_at in others:
+        # two loads at once split the objects (each object's lock): neither waits for the other
+        log.info(
+            "Run %s (started %s) is still loading: this run loads the objects it does not hold",
+            other,
+            started_at.isoformat(timespec="seconds"),
+            extra={"load_id": summary.load_id, "other_load_id": str(other)},
+        )
 
 
 def record_loaded(cur, load_id: str, *, objects: int, events: int, rejects: int) -> None:
@@ -137,6 +152,23 @@ def release_build_lock(conn) -> None:
     with conn.cursor() as cur:
         cur.execute("select pg_advisory_unlock(%s, %s)", (BUILD_CLASS, BUILD_KEY))
     conn.commit()
+
+
+@contextmanager
+def migrated_under_build_lock(conn, wait_seconds: float) -> Iterator[bool]:
+    """What every command that works on the marts or on raw's history (check, trim, retention,
+    forget, the erasure upkeep) does first: the migration when the schema is out of date
+    (``schema.migrate``: nothing to lock when it is current), then the build lock, waited for up
+    to ``wait_seconds``. Yields whether the lock is held (False: a build held it all along);
+    released after the block. In this order: the migration waits for nothing while it holds a
+    lock, and the build lock is only ever tried, never waited for inside PostgreSQL."""
+    schema.migrate(conn)
+    held = acquire_build_lock(conn, wait_seconds)
+    try:
+        yield held
+    finally:
+        if held:
+            release_build_lock(conn)
 
 
 def build_reason(conn, load_id: str) -> str | None:

@@ -1,5 +1,6 @@
--- The loader's tables in schema raw. Applied by the loader on every run: every
--- statement is idempotent (create ... if not exists / add column if not exists).
+-- The loader's tables in schema raw. Applied by the loader (loader/schema.py) when the database
+-- holds another version of this file, or the month changed: every statement is idempotent
+-- (create ... if not exists / add column if not exists).
 create schema if not exists raw;
 
 -- No JIT compilation for this role's sessions (the loader, every dbt build, the checks, forget):
@@ -385,4 +386,11 @@ create table if not exists raw.erasure_objects (
     lines_removed integer,
     versions_deleted integer,
     primary key (erasure_id, bucket, object_key)
+);
+
+-- the version of this file the database holds (loader.schema.migrate: its digest and the UTC
+-- month): a run that finds its own version here applies nothing and takes no lock
+create table if not exists raw.schema_version (
+    version text not null,
+    applied_at timestamptz not null default now()
 );

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from loader import schema
 from loader.db import LoaderError, connect
-from loader.runs import acquire_build_lock, release_build_lock
+from loader.runs import migrated_under_build_lock
 from loader.settings import Settings
 
 log = logging.getLogger("loader.trim")
@@ -80,13 +80,12 @@ def trim_raw(
     own = conn is None
     conn = conn or connect()
     try:
-        schema.migrate(conn)
-        if not acquire_build_lock(conn, settings.build_wait_seconds):
-            summary.status = "skipped"
-            summary.reason = "a build held the lock for too long; the next run trims"
-            log.warning("Trim skipped: %s", summary.reason)
-            return summary
-        try:
+        with migrated_under_build_lock(conn, settings.build_wait_seconds) as held:
+            if not held:
+                summary.status = "skipped"
+                summary.reason = "a build held the lock for too long; the next run trims"
+                log.warning("Trim skipped: %s", summary.reason)
+                return summary
             cutoff, why = trim_cutoff(conn, days)
             if cutoff is None:
                 summary.status = "skipped"
@@ -148,8 +147,6 @@ def trim_raw(
                 with conn.cursor() as cur:
                     cur.execute("vacuum raw.clickstream_events")
                 conn.autocommit = False
-        finally:
-            release_build_lock(conn)
         log.info(
             "Trim %s: %d loads, %d lines, %d objects removed from raw.clickstream_events"
             " (loaded before %s); raw keeps lines since %s",
