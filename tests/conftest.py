@@ -59,6 +59,40 @@ def pg_connect(env: dict[str, str], **overrides: str):
     return psycopg2.connect(**params)
 
 
+def pg_admin_connect(env: dict[str, str], dbname: str = "postgres"):
+    """The local cluster's superuser: it makes and drops the tests' databases; the code under test
+    runs as the ETL role (PGUSER), no superuser, as in AWS."""
+    return pg_connect(env, user=env["PGADMIN_USER"], password=env["PGADMIN_PASSWORD"], dbname=dbname)
+
+
+def apply_roles_sql(env: dict[str, str], dbname: str) -> None:
+    """infra/warehouse/roles.sql, as the AWS bootstrap and scripts/services.sh run it, for database
+    dbname: made if missing, owned by the ETL role, CONNECT for the dashboards' role only, no TEMP
+    for it. One run at a time in the cluster (concurrent ALTER ROLEs of one role fail)."""
+    names = {
+        "dbname": dbname,
+        "loader_role": env["PGUSER"],
+        "loader_password": env["PGPASSWORD"],
+        "reader_role": env["DASHBOARD_PGUSER"],
+        "reader_password": env["DASHBOARD_PGPASSWORD"],
+    }
+    script = "".join(f"\\set {key} '{value}'\n" for key, value in names.items())
+    script += "select pg_advisory_lock(hashtext('clickstream roles.sql')) \\gset\n"
+    script += (PROJECT_ROOT / "infra" / "warehouse" / "roles.sql").read_text()
+    psql_env = dict(env, PGUSER=env["PGADMIN_USER"], PGPASSWORD=env["PGADMIN_PASSWORD"])
+    psql_env["PGOPTIONS"] = "-c client_min_messages=warning"
+    result = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"],
+        input=script,
+        env=psql_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"roles.sql for database {dbname} failed: {result.stderr}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -86,18 +120,15 @@ def base_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def make_database(base_env) -> Iterator[Callable[[], dict[str, str]]]:
-    """Factory: creates a fresh, empty database and returns the environment pointing at it.
+    """Factory: creates a fresh, empty database with the roles and grants of AWS (the ETL role
+    owns it, the dashboards' role may connect) and returns the environment pointing at it.
     Every database made is dropped when the test session ends."""
     made: list[str] = []
 
     def _make() -> dict[str, str]:
         name = f"test_{uuid.uuid4().hex[:12]}"
-        admin = pg_connect(base_env, dbname="postgres")
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(f'create database "{name}"')
-        admin.close()
         made.append(name)
+        apply_roles_sql(base_env, name)
         env = dict(base_env)
         env["PGDATABASE"] = name
         return env
@@ -105,7 +136,7 @@ def make_database(base_env) -> Iterator[Callable[[], dict[str, str]]]:
     yield _make
     if os.environ.get("KEEP_TEST_DATABASES"):
         return
-    admin = pg_connect(base_env, dbname="postgres")
+    admin = pg_admin_connect(base_env)
     admin.autocommit = True
     with admin.cursor() as cur:
         for name in made:

@@ -20,9 +20,12 @@ end
 $$
 {%- endmacro %}
 
-{# the dashboards' role: login, SELECT on schema analytics only (present and future tables),
-   nothing in raw, staging or intermediate. Roles are cluster-wide and several databases may
-   run this at the same time, so creating and altering the role tolerates a concurrent twin. #}
+{# the dashboards' role: login, read-only by default, CONNECT on this database but no TEMP,
+   SELECT on schema analytics only (present and future tables, but the columns of
+   dashboard_reader_hidden_columns), nothing in raw, staging or intermediate. Where the dbt user
+   may manage roles it makes the role; elsewhere (AWS, and the local cluster, where the ETL role is
+   no superuser) infra/warehouse/roles.sql made it. Roles are cluster-wide and several databases
+   may run this at the same time, so creating and altering the role tolerates a concurrent twin. #}
 {% macro grant_dashboard_reader() -%}
     {{ return(adapter.dispatch('grant_dashboard_reader', 'clickstream_analytics')()) }}
 {%- endmacro %}
@@ -38,41 +41,47 @@ do $$
 declare
     attempt integer;
 begin
-    -- where the dbt user may not manage roles (a managed warehouse whose roles are made by
-    -- infra/warehouse/roles.sql) each step warns instead of failing the run
-    if not exists (select 1 from pg_roles where rolname = '{{ role }}') then
-        begin
-            execute format('create role %I login', '{{ role }}');
-        exception
-            when duplicate_object or unique_violation then null;  -- a concurrent run made it
-            when insufficient_privilege then raise warning 'cannot create role {{ role }}: %', sqlerrm;
-        end;
-    end if;
-    for attempt in 1..20 loop
-        begin
-            execute format(
-                'alter role %I with login nosuperuser nocreatedb nocreaterole password %L',
-                '{{ role }}', '{{ password }}'
-            );
-            execute format('alter role %I set search_path = analytics', '{{ role }}');
-            exit;
-        exception
-            when insufficient_privilege or undefined_object then
-                raise warning 'cannot alter role {{ role }}: %', sqlerrm;
+    -- where the dbt user may not manage roles, infra/warehouse/roles.sql made the role
+    if exists (select 1 from pg_roles where rolname = current_user and (rolsuper or rolcreaterole)) then
+        if not exists (select 1 from pg_roles where rolname = '{{ role }}') then
+            begin
+                execute format('create role %I login', '{{ role }}');
+            exception
+                when duplicate_object or unique_violation then null;  -- a concurrent run made it
+                when insufficient_privilege then raise warning 'cannot create role {{ role }}: %', sqlerrm;
+            end;
+        end if;
+        for attempt in 1..20 loop
+            begin
+                execute format(
+                    'alter role %I with login nosuperuser nocreatedb nocreaterole password %L',
+                    '{{ role }}', '{{ password }}'
+                );
+                execute format('alter role %I set search_path = analytics', '{{ role }}');
+                execute format('alter role %I set default_transaction_read_only = on', '{{ role }}');
                 exit;
-            when others then
-                -- a concurrent run altered the same role ("tuple concurrently updated"): retry
-                if attempt = 20 then
-                    raise;
-                end if;
-                perform pg_sleep(0.05 * attempt);
-        end;
-    end loop;
+            exception
+                when insufficient_privilege or undefined_object then
+                    raise warning 'cannot alter role {{ role }}: %', sqlerrm;
+                    exit;
+                when others then
+                    -- a concurrent run altered the same role ("tuple concurrently updated"): retry
+                    if attempt = 20 then
+                        raise;
+                    end if;
+                    perform pg_sleep(0.05 * attempt);
+            end;
+        end loop;
+    end if;
     if not exists (select 1 from pg_roles where rolname = '{{ role }}') then
+        raise warning 'role {{ role }} does not exist: the dashboards cannot connect';
         return;
     end if;
 
     begin
+        -- CONNECT for the reader, no TEMP (no scratch tables) and nothing for PUBLIC
+        execute format('revoke all on database %I from public', current_database());
+        execute format('revoke temporary on database %I from %I', current_database(), '{{ role }}');
         execute format('grant connect on database %I to %I', current_database(), '{{ role }}');
         if exists (select 1 from pg_namespace where nspname = 'raw') then
             revoke all on schema raw from public;
@@ -96,6 +105,9 @@ begin
         execute format(
             'alter default privileges in schema analytics grant select on tables to %I', '{{ role }}'
         );
+        {%- for table_name in dashboard_reader_hidden_columns() %}
+        {{ dashboard_reader_column_grants('analytics', table_name) | indent(8) }}
+        {%- endfor %}
     end if;
 end
 $$

@@ -32,4 +32,14 @@ create schema if not exists analytics;
 select format('grant usage on schema analytics to %I', :'reader_role') \gexec
 select format('grant select on all tables in schema analytics to %I', :'reader_role') \gexec
 select format('alter default privileges in schema analytics grant select on tables to %I', :'reader_role') \gexec
+-- the quarantine's raw lines (whole events: ids, the client's IP prefix) stay out of the reader's
+-- reach: every column of analytics.rejected_events but payload (dbt's grants keep it so)
+select format('revoke select on analytics.rejected_events from %I', :'reader_role')
+where to_regclass('analytics.rejected_events') is not null \gexec
+select format('grant select (%s) on analytics.rejected_events to %I',
+              string_agg(quote_ident(attname), ', ' order by attnum), :'reader_role')
+from pg_attribute
+where attrelid = to_regclass('analytics.rejected_events') and attnum > 0 and not attisdropped
+  and attname <> 'payload'
+having count(*) > 0 \gexec
 reset role;

@@ -2,8 +2,14 @@
     These lines never reach the other marts. Incremental on loaded_at like fact_events; while
     it is empty, fact_events' watermark stands in (so an empty quarantine never rescans raw).
     A raw line read twice (a Spark build killed after committing its rows, before its manifest)
-    is one row: its first loaded copy. -#}
-{{ config(post_hook="{{ record_incremental_run() }}") }}
+    is one row: its first loaded copy. The dashboards' role reads every column but payload
+    (macro hide_columns_from_dashboard_reader, in the transaction that writes the table). -#}
+{{ config(
+    post_hook=[
+        "{{ record_incremental_run() }}",
+        "{{ hide_columns_from_dashboard_reader(this.schema, this.identifier) }}",
+    ],
+) }}
 -- depends_on: {{ ref('int_raw_loads') }}
 
 {{ refuse_full_build_of_trimmed_raw() }}

@@ -1,7 +1,8 @@
 """infra/warehouse/roles.sql, the bootstrap's database step, run the way the bootstrap runs it
 (psql as a superuser, variables on stdin) against the project's local PostgreSQL, with role and
 database names of the test's own: the loader owns the database and is no superuser, the reader
-reads schema analytics only, and a re-run applies a rotated password."""
+reads schema analytics only (not the quarantine's payloads), and a re-run applies a rotated
+password. And the local cluster itself has those roles (scripts/services.sh applies roles.sql)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,17 @@ def pg_connect(env: dict[str, str], **overrides: str):
     return psycopg2.connect(**params)
 
 
+def admin(env: dict[str, str]) -> dict[str, str]:
+    """env as the local cluster's superuser (the bootstrap's postgres)."""
+    return dict(env, PGUSER=env["PGADMIN_USER"], PGPASSWORD=env["PGADMIN_PASSWORD"])
+
+
 def run_roles_sql(env: dict[str, str], names: dict[str, str]) -> None:
     script = "".join(f"\\set {key} '{value}'\n" for key, value in names.items()) + ROLES_SQL.read_text()
     result = subprocess.run(
         ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f", "-"],
         input=script,
-        env=env,
+        env=admin(env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -50,13 +56,13 @@ def warehouse(base_env):
         "reader_password": uuid.uuid4().hex,
     }
     yield names
-    admin = pg_connect(base_env, dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
+    conn = pg_connect(admin(base_env), dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
         cur.execute(f'drop database if exists "{names["dbname"]}" with (force)')
         cur.execute(f'drop role if exists "{names["reader_role"]}"')
         cur.execute(f'drop role if exists "{names["loader_role"]}"')
-    admin.close()
+    conn.close()
 
 
 def connect_as(env, names, who: str, password: str | None = None):
@@ -83,14 +89,22 @@ def test_loader_owns_the_database_and_reader_reads_analytics_only(base_env, ware
         cur.execute("create table raw.clickstream_events (payload jsonb)")
         cur.execute("create table analytics.fact_events (event_id text)")
         cur.execute("insert into analytics.fact_events values ('e1')")
+        cur.execute("create table analytics.rejected_events (raw_line_id text, reason text, payload jsonb)")
+        cur.execute(
+            """insert into analytics.rejected_events values ('b/k#1', 'no event_id', '{"ip": "10.1"}')"""
+        )
     loader.close()
+    run_roles_sql(base_env, warehouse)  # a re-run, as on a rotated secret, once dbt built the marts
 
     reader = connect_as(base_env, warehouse, "reader")
     reader.autocommit = True
     with reader.cursor() as cur:
         cur.execute("select event_id from fact_events")  # search_path = analytics
         assert cur.fetchall() == [("e1",)]
+        cur.execute("select raw_line_id, reason from rejected_events")
+        assert cur.fetchall() == [("b/k#1", "no event_id")]
         for statement in (
+            "select payload from rejected_events",
             "select * from raw.clickstream_events",
             "create table analytics.x (a int)",
             "create table public.x (a int)",
@@ -115,3 +129,41 @@ def test_rerun_is_idempotent_and_applies_rotated_passwords(base_env, warehouse):
         assert cur.fetchone() == ("on",)
     conn.close()
     connect_as(base_env, rotated, "loader").close()
+
+
+def test_the_local_cluster_has_the_roles_of_aws(base_env):
+    """scripts/services.sh (run by base_env) made the local cluster's roles as roles.sql does in
+    AWS: the ETL role is no superuser, the reader is read-only by default, and neither may
+    connect to the postgres or template databases (in AWS: pg_hba.conf lists the warehouse only)."""
+    conn = pg_connect(admin(base_env), dbname="postgres")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "select rolname, rolsuper, rolcreatedb, rolcreaterole from pg_roles"
+                " where rolname in (%s, %s) order by rolname",
+                (base_env["PGUSER"], base_env["DASHBOARD_PGUSER"]),
+            )
+            assert cur.fetchall() == sorted(
+                [
+                    (base_env["PGUSER"], False, False, False),
+                    (base_env["DASHBOARD_PGUSER"], False, False, False),
+                ]
+            )
+            cur.execute(
+                "select setconfig from pg_db_role_setting where setdatabase = 0 and setrole = %s::regrole",
+                (base_env["DASHBOARD_PGUSER"],),
+            )
+            assert "default_transaction_read_only=on" in cur.fetchone()[0]
+            cur.execute(
+                "select datname, pg_get_userbyid(datdba),"
+                " has_database_privilege(%s, oid, 'connect'), has_database_privilege(%s, oid, 'temporary')"
+                " from pg_database where datname in ('postgres', 'template1', %s) order by datname",
+                (base_env["DASHBOARD_PGUSER"], base_env["DASHBOARD_PGUSER"], base_env["PGDATABASE"]),
+            )
+            rows = {name: rest for name, *rest in cur.fetchall()}
+            assert rows[base_env["PGDATABASE"]] == [base_env["PGUSER"], True, False]
+            assert rows["postgres"][1:] == rows["template1"][1:] == [False, False]
+    finally:
+        conn.close()
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        pg_connect(base_env, dbname="postgres")
