@@ -68,6 +68,15 @@ def migrate(conn, wait_seconds: float = WAIT_SECONDS) -> bool:
     version = schema_version()
     if applied_version(conn) == version:
         return False
+    autocommit = conn.autocommit
+    conn.autocommit = False  # the migration's locks are its transaction's
+    try:
+        return _migrate(conn, version, wait_seconds)
+    finally:
+        conn.autocommit = autocommit
+
+
+def _migrate(conn, version: str, wait_seconds: float) -> bool:
     deadline = time.monotonic() + max(0.0, wait_seconds)
     told = False
     while True:
@@ -108,7 +117,10 @@ def _apply(conn, version: str, wait_seconds: float) -> bool:
         if _recorded(cur) == version:
             conn.rollback()
             return False
-        cur.execute("select pg_advisory_xact_lock(%s, %s)", (BUILD_CLASS, FENCE_KEY))
+        cur.execute("select pg_try_advisory_xact_lock(%s, %s)", (BUILD_CLASS, FENCE_KEY))
+        if not cur.fetchone()[0]:
+            log.info("Schema raw needs migrating: waiting for the load transactions in progress to commit")
+            cur.execute("select pg_advisory_xact_lock(%s, %s)", (BUILD_CLASS, FENCE_KEY))
         cur.execute("select set_config('lock_timeout', %s, true)", (STATEMENT_LOCK_TIMEOUT,))
         cur.execute(
             "select namespace.nspname, class.relname from pg_class as class"
