@@ -55,7 +55,10 @@ def parse_json_int(text: str) -> int | float:
     return int(text) if len(text.lstrip("-")) <= MAX_INTEGER_DIGITS else math.inf
 
 
-def _is_unicode(text: str) -> bool:
+def _is_storable(text: str) -> bool:
+    """Valid Unicode (no lone surrogate) without NUL, which PostgreSQL's text and jsonb refuse."""
+    if "\x00" in text:
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -65,7 +68,7 @@ def _is_unicode(text: str) -> bool:
 
 def unrepresentable(value: Any, limit: int = MAX_REASONS) -> list[str]:
     """Where a value holds what the stored JSON (and PostgreSQL's jsonb) cannot: a number that
-    is not finite (1e400, an over-long integer) or a string or key with a lone surrogate.
+    is not finite (1e400, an over-long integer), a string or key with a lone surrogate or NUL.
     Iterative: any depth json.loads accepted is walked without recursion."""
     reasons: list[str] = []
     stack: list[tuple[str, Any]] = [("$", value)]
@@ -74,12 +77,12 @@ def unrepresentable(value: Any, limit: int = MAX_REASONS) -> list[str]:
         if isinstance(item, float) and not math.isfinite(item):
             reasons.append(f"{path}: not a finite number")
         elif isinstance(item, str):
-            if not _is_unicode(item):
-                reasons.append(f"{path}: not valid Unicode (a lone surrogate)")
+            if not _is_storable(item):
+                reasons.append(f"{path}: not storable text (a lone surrogate or NUL)")
         elif isinstance(item, dict):
             for key, child in reversed(list(item.items())):
-                if isinstance(key, str) and not _is_unicode(key):
-                    reasons.append(f"{path}: a key is not valid Unicode (a lone surrogate)")
+                if isinstance(key, str) and not _is_storable(key):
+                    reasons.append(f"{path}: a key is not storable text (a lone surrogate or NUL)")
                     continue
                 stack.append((f"{path}.{key}" if _SIMPLE_KEY.match(str(key)) else f"{path}[{key!r}]", child))
         elif isinstance(item, list):
