@@ -3,12 +3,14 @@ the bucket's records, and the loader plus ``dbt build`` over what landed."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import boto3
+import psycopg2
 from ingest_testlib import ndjson_records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,3 +59,35 @@ def load_and_build(env: dict[str, str], make_database, dbt, since: datetime) -> 
     assert load.returncode == 0, load.stdout[-3000:] + load.stderr[-3000:]
     dbt(db, "build")
     return db
+
+
+def strict_json_lines(body: bytes) -> list:
+    """NDJSON as the loader and any other reader takes it: UTF-8 lines split on newlines only, no
+    NaN or Infinity."""
+
+    def refuse(name):
+        raise AssertionError(f"{name} written into a stored object")
+
+    return [json.loads(line.decode("utf-8"), parse_constant=refuse) for line in body.split(b"\n") if line]
+
+
+def warehouse_connection(env: dict[str, str]):
+    conn = psycopg2.connect(
+        host=env["PGHOST"],
+        port=env["PGPORT"],
+        user=env["PGUSER"],
+        password=env["PGPASSWORD"],
+        dbname=env["PGDATABASE"],
+    )
+    conn.autocommit = True
+    return conn
+
+
+def dashboard_queries():
+    """The dashboards' query module (shiny/queries), as the app imports it."""
+    sys.path.insert(0, str(ROOT / "shiny"))
+    try:
+        import queries
+    finally:
+        sys.path.remove(str(ROOT / "shiny"))
+    return queries

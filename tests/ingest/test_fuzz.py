@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg2
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from ingest_testlib import api_gateway_event, make_event
-from segment_testlib import WRITE_KEY
+from segment_testlib import (
+    WRITE_KEY,
+    dashboard_queries,
+    load_and_build,
+    strict_json_lines,
+    warehouse_connection,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
@@ -171,13 +175,6 @@ headers_strategy = st.dictionaries(
 )
 
 
-def strict_lines(body: bytes) -> list:
-    def refuse(name):
-        raise AssertionError(f"{name} in a stored object")
-
-    return [json.loads(line.decode("utf-8"), parse_constant=refuse) for line in body.split(b"\n") if line]
-
-
 def check_answer(response: dict, sent: int) -> dict:
     """The protocol's answer: every event accounted for, each refusal with its reason."""
     assert response["statusCode"] in ANSWERS, response
@@ -289,41 +286,13 @@ def test_what_the_fuzzer_had_accepted_loads_builds_and_shows(
     fuzz_events()
     fuzz_messages()
     stored = bucket_objects("events/")
-    lines = [line for body in stored.values() for line in strict_lines(body)]
+    lines = [line for body in stored.values() for line in strict_json_lines(body)]
     for body in bucket_objects("rejected/").values():
-        strict_lines(body)
+        strict_json_lines(body)
     assert len(lines) == sent["accepted"] > 50
 
-    import subprocess
-
-    db = dict(make_database())
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "RAW_BUCKET",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_REGION",
-    ):
-        db[name] = ingest_env[name]
-    since = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
-    load = subprocess.run(
-        [sys.executable, "-m", "loader", "load", "--no-build", "--since", since],
-        cwd=ROOT,
-        env=db,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert load.returncode == 0, load.stdout[-3000:] + load.stderr[-3000:]
-    dbt(db, "build", "--exclude-resource-type", "unit_test")  # raises on a failed node
-    conn = psycopg2.connect(
-        host=db["PGHOST"],
-        port=db["PGPORT"],
-        user=db["PGUSER"],
-        password=db["PGPASSWORD"],
-        dbname=db["PGDATABASE"],
-    )
-    conn.autocommit = True
+    db = load_and_build(ingest_env, make_database, dbt, datetime.now(UTC) - timedelta(days=1))
+    conn = warehouse_connection(db)
     try:
         with conn.cursor() as cur:
             cur.execute("select reason, left(line, 300) from raw.rejected_lines")
@@ -332,11 +301,7 @@ def test_what_the_fuzzer_had_accepted_loads_builds_and_shows(
             assert cur.fetchone()[0] == len(lines)
             cur.execute("select reason, count(*) from analytics.rejected_events group by 1")
             assert cur.fetchall() == [], "the warehouse quarantined what the endpoint accepted"
-        sys.path.insert(0, str(ROOT / "shiny"))
-        try:
-            import queries
-        finally:
-            sys.path.remove(str(ROOT / "shiny"))
+        queries = dashboard_queries()
         start, end = (datetime.now(UTC) - timedelta(days=2)).date(), datetime.now(UTC).date()
         for ask in (
             lambda: queries.overview_kpis(conn, start, end),

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import psycopg2
 import pytest
 import yaml
 from ingest_testlib import api_gateway_event, make_event, ndjson_records
-from segment_testlib import WRITE_KEY
+from segment_testlib import (
+    WRITE_KEY,
+    dashboard_queries,
+    load_and_build,
+    strict_json_lines,
+    warehouse_connection,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = json.loads((ROOT / "contract" / "event-v1.schema.json").read_text())
@@ -42,15 +45,6 @@ def segment_env(ingest_env, monkeypatch):
     get_settings.cache_clear()
     yield ingest_env
     get_settings.cache_clear()
-
-
-def strict_json_lines(body: bytes) -> list:
-    """NDJSON as the loader and any other reader takes it: UTF-8, no NaN or Infinity."""
-
-    def refuse(name):
-        raise AssertionError(f"{name} written into a stored object")
-
-    return [json.loads(line.decode("utf-8"), parse_constant=refuse) for line in body.split(b"\n") if line]
 
 
 def post_events(invoke, raw_body: str):
@@ -356,34 +350,8 @@ def test_hostile_requests_cost_nothing_beside_them_and_the_warehouse_builds(
     stored = ndjson_records(bucket_objects("events/"))
     assert len(stored) == accepted == 20 + 1001 + 2 * len(BAD_MESSAGES) + 1  # the 1e999 screen's message
 
-    db = dict(make_database())
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "RAW_BUCKET",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_REGION",
-    ):
-        db[name] = segment_env[name]
-    since = (NOW - timedelta(days=1)).date().isoformat()
-    load = subprocess.run(
-        [sys.executable, "-m", "loader", "load", "--no-build", "--since", since],
-        cwd=ROOT,
-        env=db,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert load.returncode == 0, load.stdout[-3000:] + load.stderr[-3000:]
-    dbt(db, "build")  # raises on any failed node
-    conn = psycopg2.connect(
-        host=db["PGHOST"],
-        port=db["PGPORT"],
-        user=db["PGUSER"],
-        password=db["PGPASSWORD"],
-        dbname=db["PGDATABASE"],
-    )
-    conn.autocommit = True
+    db = load_and_build(segment_env, make_database, dbt, NOW - timedelta(days=1))  # raises on a failed node
+    conn = warehouse_connection(db)
     try:
         with conn.cursor() as cur:
             cur.execute("select count(*) from raw.clickstream_events")
@@ -400,11 +368,7 @@ def test_hostile_requests_cost_nothing_beside_them_and_the_warehouse_builds(
         dbt(db, "build", "--exclude-resource-type", "unit_test")
 
         # the dashboards' queries over the range that holds the big orders
-        sys.path.insert(0, str(ROOT / "shiny"))
-        try:
-            import queries
-        finally:
-            sys.path.remove(str(ROOT / "shiny"))
+        queries = dashboard_queries()
         start, end = NOW.date() - timedelta(days=1), NOW.date()
         kpis = queries.overview_kpis(conn, start, end)
         revenue = kpis.df.loc[kpis.df["period"] == "current", "revenue"].iloc[0]
