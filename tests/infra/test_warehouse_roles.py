@@ -13,7 +13,10 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from tests.conftest import free_port, project_env
+
 ROLES_SQL = Path(__file__).resolve().parents[2] / "infra" / "warehouse" / "roles.sql"
+SERVICES = str(Path(__file__).resolve().parents[2] / "scripts" / "services.sh")
 
 
 def pg_connect(env: dict[str, str], **overrides: str):
@@ -167,3 +170,78 @@ def test_the_local_cluster_has_the_roles_of_aws(base_env):
         conn.close()
     with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
         pg_connect(base_env, dbname="postgres")
+
+
+@pytest.fixture
+def isolated_cluster(tmp_path):
+    """A cluster of the test's own (its own port and data folder), stopped afterwards."""
+    env = project_env()
+    env.update(LOCAL_DIR=str(tmp_path / "local"), PGPORT=str(free_port()), PGDATABASE="wh_before")
+    yield env
+    subprocess.run([SERVICES, "pg-down"], env=env, capture_output=True, timeout=120)
+
+
+def services(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SERVICES, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_services_brings_a_cluster_made_before_to_the_roles_of_aws(isolated_cluster):
+    env = isolated_cluster
+    etl, reader = env["PGUSER"], env["DASHBOARD_PGUSER"]
+    # a cluster as services.sh made it before: initdb's superuser is the ETL role and owns it all
+    then = dict(env, PGADMIN_USER=etl, PGADMIN_PASSWORD=env["PGPASSWORD"], PGUSER="etl_then", PGPASSWORD="x")
+    assert services(then, "pg-up").returncode == 0
+    conn = pg_connect(env, dbname=env["PGDATABASE"])
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("reassign owned by etl_then to current_user")
+        cur.execute("drop owned by etl_then")
+        cur.execute("drop role etl_then")
+        cur.execute("grant connect, temporary on database postgres to public")
+        cur.execute("alter role current_user set jit = off")
+        cur.execute("create schema raw")
+        cur.execute("create table raw.lines (line_id serial primary key, payload jsonb)")
+        cur.execute("create view raw.line_count as select count(*) as lines from raw.lines")
+        cur.execute("create function raw.one() returns integer language sql as 'select 1'")
+        cur.execute("select rolsuper from pg_roles where rolname = current_user")
+        assert cur.fetchone() == (True,)
+    conn.close()
+
+    first = services(env, "pg-up")
+    assert first.returncode == 0, first.stderr
+    assert "bringing the cluster" in first.stderr
+    again = services(env, "pg-up")
+    assert again.returncode == 0, again.stderr
+    assert "bringing the cluster" not in again.stderr
+
+    conn = pg_connect(admin(env), dbname=env["PGDATABASE"])
+    with conn.cursor() as cur:
+        cur.execute(
+            "select rolname, rolsuper, rolcreatedb, rolcreaterole, coalesce(rolconfig, '{}') from pg_roles"
+            " where rolname in (%s, %s, %s) order by rolname",
+            (env["PGADMIN_USER"], etl, reader),
+        )
+        assert cur.fetchall() == sorted(
+            [
+                (env["PGADMIN_USER"], True, True, True, ["jit=off"]),
+                (etl, False, False, False, ["jit=off"]),
+                (reader, False, False, False, ["search_path=analytics", "default_transaction_read_only=on"]),
+            ]
+        )
+        cur.execute(
+            "select pg_get_userbyid(datdba) from pg_database where datname = current_database()"
+            " union all select pg_get_userbyid(nspowner) from pg_namespace where nspname in ('raw', 'analytics')"
+            " union all select pg_get_userbyid(relowner) from pg_class where relnamespace = 'raw'::regnamespace"
+            " union all select pg_get_userbyid(proowner) from pg_proc where pronamespace = 'raw'::regnamespace"
+        )
+        assert {owner for (owner,) in cur.fetchall()} == {etl}
+    conn.close()
+    conn = pg_connect(env, dbname=env["PGDATABASE"])  # as the ETL role, which uses what it owns
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("insert into raw.lines (payload) values ('{}')")
+        cur.execute("select lines, raw.one() from raw.line_count")
+        assert cur.fetchone() == (1, 1)
+    conn.close()
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        pg_connect(env, dbname="postgres")
