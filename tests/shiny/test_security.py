@@ -107,30 +107,55 @@ def test_injection_through_numbers_and_dates_is_rejected(reader):
         queries.funnel_steps(reader, "2026-03-02'; drop table analytics.fact_events; --", END)
 
 
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "insert into analytics.dim_products (product_id) values ('evil')",
-        "update analytics.fact_events set event_name = 'x'",
-        "delete from analytics.agg_events_hourly",
-        "truncate analytics.fact_sessions",
-        "drop table analytics.fact_events",
-        "create table analytics.evil (x int)",
-        "create table public.evil (x int)",
-        "create schema evil",
-        "select count(*) from raw.clickstream_events",
-        "select count(*) from raw.load_runs",
-        "select count(*) from raw.rejected_lines",
-        "select count(*) from staging.stg_clickstream__events",
-    ],
-)
-def test_read_only_role_cannot_write_create_or_read_raw(known_db, admin, statement):
-    """A plain (not read-only-session) connection as the role: the database refuses."""
+WRITES = [
+    "insert into analytics.dim_products (product_id) values ('evil')",
+    "update analytics.fact_events set event_name = 'x'",
+    "delete from analytics.agg_events_hourly",
+    "truncate analytics.fact_sessions",
+    "drop table analytics.fact_events",
+    "create table analytics.evil (x int)",
+    "create table public.evil (x int)",
+    "create schema evil",
+]
+READS_OUTSIDE_ANALYTICS = [
+    "select count(*) from raw.clickstream_events",
+    "select count(*) from raw.load_runs",
+    "select count(*) from raw.rejected_lines",
+    "select count(*) from staging.stg_clickstream__events",
+]
+
+
+def _reader_session(known_db):
+    """A plain (not read-only-session) connection as the dashboards' role, autocommit."""
     from shiny_testlib import pg_connect
 
-    before = _counts(admin)
     conn = pg_connect(known_db, user=known_db["DASHBOARD_PGUSER"], password=known_db["DASHBOARD_PGPASSWORD"])
     conn.autocommit = True
+    return conn
+
+
+@pytest.mark.parametrize("statement", WRITES)
+def test_read_only_role_cannot_write_or_create(known_db, admin, statement):
+    """Two locks: the role is read-only by default, and a session that turns that off still has
+    no privilege to write or create."""
+    before = _counts(admin)
+    conn = _reader_session(known_db)
+    try:
+        with conn.cursor() as cur:
+            with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+                cur.execute(statement)
+            cur.execute("set default_transaction_read_only = off")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(statement)
+    finally:
+        conn.close()
+    assert _counts(admin) == before
+
+
+@pytest.mark.parametrize("statement", READS_OUTSIDE_ANALYTICS)
+def test_read_only_role_cannot_read_raw_or_staging(known_db, admin, statement):
+    before = _counts(admin)
+    conn = _reader_session(known_db)
     try:
         with conn.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
             cur.execute(statement)
