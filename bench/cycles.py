@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import boto3  # noqa: E402
 import orjson  # noqa: E402
 import psycopg2  # noqa: E402
+from databases import create_database, database_exists, drop_database, rename_database  # noqa: E402
 from dbt_incremental import CsvRows  # noqa: E402
 
 from generator import generate_events  # noqa: E402
@@ -61,20 +62,6 @@ SCHEMAS = ("raw", "staging", "intermediate", "analytics")
 
 def connect(dbname: str):
     return psycopg2.connect(dbname=dbname)  # libpq reads PGHOST, PGPORT, PGUSER, PGPASSWORD
-
-
-def admin_execute(sql: str) -> None:
-    admin = connect("postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql)
-    admin.close()
-
-
-def database_exists(name: str) -> bool:
-    with connect("postgres") as conn, conn.cursor() as cur:
-        cur.execute("select 1 from pg_database where datname = %s", (name,))
-        return cur.fetchone() is not None
 
 
 def stamp(moment: datetime) -> str:
@@ -422,8 +409,8 @@ def main() -> None:
         # the record of a kept history goes first: a build killed from here on leaves none, so
         # --reuse-history never takes a half-built history for a kept one
         meta_path.unlink(missing_ok=True)
-        admin_execute(f'drop database if exists "{args.history_db}" with (force)')
-        admin_execute(f'create database "{args.history_db}"')
+        drop_database(args.history_db)
+        create_database(args.history_db)
         conn = connect(args.history_db)
         migrate(conn)
         conn.close()
@@ -463,9 +450,9 @@ def main() -> None:
 
     dbname = f"{name}_run_{uuid.uuid4().hex[:6]}"
     if args.keep_history or reuse:
-        admin_execute(f'create database "{dbname}" template "{args.history_db}"')
+        create_database(dbname, template=args.history_db)
     else:
-        admin_execute(f'alter database "{args.history_db}" rename to "{dbname}"')
+        rename_database(args.history_db, dbname)
     record_history_build(dbname)
     bucket = f"bench-cycles-{uuid.uuid4().hex[:8]}"
     s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
@@ -506,7 +493,7 @@ def main() -> None:
             s3.delete_object(Bucket=bucket, Key=item["Key"])
         s3.delete_bucket(Bucket=bucket)
         if not args.keep:
-            admin_execute(f'drop database if exists "{dbname}" with (force)')
+            drop_database(dbname)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "shiny"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import psycopg2  # noqa: E402
 import queries  # noqa: E402
+from databases import create_database, drop_database  # noqa: E402
 from queries import behaviour as behaviour_q  # noqa: E402
 
 from loader import schema  # noqa: E402
@@ -43,24 +45,11 @@ DEVICES = ["desktop", "mobile", "tablet"]
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]
 
 
-def admin(dbname: str = "postgres"):
+def etl_connect(dbname: str):
+    """The ETL role (PGUSER), as the loader and dbt connect."""
     conn = psycopg2.connect(dbname=dbname)
     conn.autocommit = True
     return conn
-
-
-def create_db(name: str) -> None:
-    conn = admin()
-    with conn.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    conn.close()
-
-
-def drop_db(name: str) -> None:
-    conn = admin()
-    with conn.cursor() as cur:
-        cur.execute(f'drop database if exists "{name}" with (force)')
-    conn.close()
 
 
 def days_for(n: int) -> int:
@@ -400,12 +389,12 @@ def main(argv: list[str] | None = None) -> None:
     for db, size, created in targets:
         try:
             if created:
-                create_db(db)
+                create_database(db)
                 rows, gen_s, _ = fill_raw(db, size)
                 print(f"\n== {rows:,} events: generated + COPY {gen_s:.0f}s", flush=True)
                 build_s = dbt_build(db)
                 print(f"   dbt build {build_s:.0f}s  (database {db})", flush=True)
-            conn = admin(db)
+            conn = etl_connect(db)
             with conn.cursor() as cur:
                 cur.execute("select count(*) from analytics.fact_events")
                 events = cur.fetchone()[0]
@@ -430,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  charts drawn too    p50 {statistics.median(charts):.2f}s  max {max(charts):.2f}s")
         finally:
             if created and not args.keep:
-                drop_db(db)
+                drop_database(db)
 
 
 if __name__ == "__main__":

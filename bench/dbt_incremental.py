@@ -36,6 +36,9 @@ import psycopg2
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from databases import create_database, drop_database  # noqa: E402
 
 from generator import generate_events  # noqa: E402
 from loader.schema import migrate  # noqa: E402
@@ -146,10 +149,7 @@ def one_size(events: int, days: float, hour_events: int, hours: int, seed: int, 
     """History of `events` over `days` days, then `hours` more hours of `hour_events` events
     each, one incremental run after each hour; the median of those runs counts."""
     dbname = f"bench_dbt_{events}_{uuid.uuid4().hex[:6]}"
-    admin = connect("postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{dbname}"')
+    create_database(dbname)
     try:
         conn = connect(dbname)
         migrate(conn)
@@ -185,9 +185,7 @@ def one_size(events: int, days: float, hour_events: int, hours: int, seed: int, 
         }
     finally:
         if not keep:
-            with admin.cursor() as cur:
-                cur.execute(f'drop database if exists "{dbname}" with (force)')
-        admin.close()
+            drop_database(dbname)
 
 
 def main() -> None:

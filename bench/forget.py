@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import boto3  # noqa: E402
-from cycles import WORK, admin_execute, connect, database_exists, loader_command, node_name, run_results  # noqa: E402
+from cycles import WORK, connect, loader_command, node_name, run_results  # noqa: E402
+from databases import create_database, database_exists, drop_database  # noqa: E402
 
 HISTORY_BUCKET = "bench-history"  # the bucket bench/cycles.py's COPYd history lines name
 LOG_LINE = re.compile(r"^(\d\d:\d\d:\d\d) \w+\s+(.*)$")
@@ -236,7 +237,7 @@ def main() -> None:
             build_history(args)
         dbname = f"bench_forget_{uuid.uuid4().hex[:6]}"
         started = time.monotonic()
-        admin_execute(f'create database "{dbname}" template "{history_db}"')
+        create_database(dbname, template=history_db)
         print(f"warehouse: a copy of {history_db} in {time.monotonic() - started:.1f} s", flush=True)
     s3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
     try:
@@ -310,7 +311,7 @@ def main() -> None:
         if args.db:
             pass
         elif not args.keep:
-            admin_execute(f'drop database if exists "{dbname}" with (force)')
+            drop_database(dbname)
         else:
             print(f"kept database {dbname}", flush=True)
 

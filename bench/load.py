@@ -28,9 +28,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import boto3  # noqa: E402
 import psycopg2  # noqa: E402
+from databases import create_database, drop_database, server_version  # noqa: E402
 
 from loader import schema  # noqa: E402
 from loader.formats import copy_escape  # noqa: E402
@@ -41,22 +43,6 @@ COLUMNS = "payload, bucket, object_key, line_number, object_etag, load_id"
 
 def pg(dbname: str):
     return psycopg2.connect(dbname=dbname)
-
-
-def create_db(name: str) -> None:
-    admin = pg("postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    admin.close()
-
-
-def drop_db(name: str) -> None:
-    admin = pg("postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'drop database if exists "{name}" with (force)')
-    admin.close()
 
 
 def migrate(name: str) -> None:
@@ -282,15 +268,15 @@ def small_objects_case(s3, args, env: dict[str, str], tag: str) -> None:
             measured = {}
             for shape in ("one", "small"):
                 db = f"bench_{shape}_{tag}"
-                drop_db(db)
-                create_db(db)
+                drop_database(db)
+                create_database(db)
                 source = f"s3://{buckets[shape]}/events/" if where == "local S3" else str(work / shape)
                 cmd = loader_command(source, since, since)
                 seconds, rss, _, out = run_measured(cmd, dict(env, PGDATABASE=db))
                 summary = json.loads(out.strip().splitlines()[-1])
                 print(f"  {where}, {summary['objects']:,} objects: {seconds:.2f}s, {rss:.0f} MB")
                 assert summary["events"] == n == count_rows(db), summary
-                drop_db(db)
+                drop_database(db)
                 measured[shape] = (seconds, rss, summary["objects"])
                 rows.append((where, shape, summary["objects"], seconds, rss))
             ratio = (n / measured["small"][0]) / (n / measured["one"][0])
@@ -324,10 +310,7 @@ def machine() -> str:
         mem = f"{mem_kb / 1024 / 1024:.0f} GiB"
     except (OSError, StopIteration, ValueError):
         mem = "unknown memory"
-    pg_version = subprocess.run(
-        ["psql", "-XtAc", "show server_version", "-d", "postgres"], capture_output=True, text=True
-    ).stdout.strip()
-    return f"{os.cpu_count()} CPUs ({cpu}), {mem}, {platform.system()} {platform.release()}, PostgreSQL {pg_version}"
+    return f"{os.cpu_count()} CPUs ({cpu}), {mem}, {platform.system()} {platform.release()}, PostgreSQL {server_version()}"
 
 
 def main() -> int:
@@ -372,7 +355,7 @@ def main() -> int:
             f" into s3://{bucket}/events/ in {time.perf_counter() - t:.1f}s"
         )
         for db in dbs.values():
-            create_db(db)
+            create_database(db)
         env = dict(os.environ)
         since = START.strftime("%Y-%m-%d")
         until = (START + timedelta(days=args.days + 1)).strftime("%Y-%m-%d")
@@ -406,8 +389,8 @@ def main() -> int:
         for attempt in range(args.repeat):
             if attempt:
                 for name in ("loader", "psql"):
-                    drop_db(dbs[name])
-                    create_db(dbs[name])
+                    drop_database(dbs[name])
+                    create_database(dbs[name])
             # 1. the loader, from the local S3 endpoint (its own process: its own peak RSS)
             seconds, rss, summary = loader(dbs["loader"], until)
             assert summary["events"] == gen["events"] == count_rows(dbs["loader"]), summary
@@ -459,7 +442,7 @@ def main() -> int:
         copy_file.unlink(missing_ok=True)
         for db in dbs.values():
             try:
-                drop_db(db)
+                drop_database(db)
             except psycopg2.Error as exc:
                 print(f"could not drop {db}: {exc}", file=sys.stderr)
         remove_bucket(s3, bucket)

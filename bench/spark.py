@@ -47,8 +47,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import psycopg2  # noqa: E402
+from databases import create_database, drop_database, server_version  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 DBT = str(ROOT / ".venv" / "bin" / "dbt")
@@ -59,26 +61,6 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 # ---------------------------------------------------------------- databases
 
 
-def admin():
-    conn = psycopg2.connect(dbname="postgres")
-    conn.autocommit = True
-    return conn
-
-
-def create_db(name: str) -> None:
-    conn = admin()
-    with conn.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    conn.close()
-
-
-def drop_db(name: str) -> None:
-    conn = admin()
-    with conn.cursor() as cur:
-        cur.execute(f'drop database if exists "{name}" with (force)')
-    conn.close()
-
-
 def scalar(db: str, sql: str):
     conn = psycopg2.connect(dbname=db)
     with conn.cursor() as cur:
@@ -86,10 +68,6 @@ def scalar(db: str, sql: str):
         value = cur.fetchone()[0]
     conn.close()
     return value
-
-
-def pg_version() -> str:
-    return scalar("postgres", "show server_version")
 
 
 # ---------------------------------------------------------------- measuring
@@ -354,7 +332,7 @@ def main() -> int:
     try:
         print(
             f"Machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
-            f"PostgreSQL {pg_version()}; load average {os.getloadavg()[0]:.2f}",
+            f"PostgreSQL {server_version()}; load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )
         started = time.perf_counter()
@@ -370,7 +348,7 @@ def main() -> int:
         pg_full = pg_db = None
         if not args.skip_pg:
             pg_db = f"{tag}_pg"
-            create_db(pg_db)
+            create_database(pg_db)
             dbs.append(pg_db)
             load, build = pg_build(pg_db, raw, START, until, work)
             record("PostgreSQL: loader load", args.events, load)
@@ -396,12 +374,12 @@ def main() -> int:
 
         if not args.skip_publish:
             pub_db = f"{tag}_publish"
-            create_db(pub_db)
+            create_database(pub_db)
             dbs.append(pub_db)
             pub = spark_publish(wh2, pub_db, work)
             rows = scalar(pub_db, "select count(*) from analytics.agg_events_hourly")
             record("Spark publish (marts -> PostgreSQL)", 0, pub, note=f"agg_events_hourly {rows} rows")
-            drop_db(pub_db)
+            drop_database(pub_db)
             dbs.remove(pub_db)
 
         if not args.skip_incremental:
@@ -471,7 +449,7 @@ def main() -> int:
     finally:
         if not args.keep:
             for db in dbs:
-                drop_db(db)
+                drop_database(db)
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"Kept {work} and databases {', '.join(dbs)}")
