@@ -9,8 +9,10 @@ a PostgreSQL build makes."""
 
 from __future__ import annotations
 
+import ast
 import io
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -57,6 +59,33 @@ def all_marts() -> tuple[str, ...]:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def dashboard_reader_hidden_columns() -> dict[str, list[str]]:
+    """{mart: [column]} the dashboards' role may not read: the dbt macro of that name
+    (dbt_project/macros/dashboard_reader_columns.sql) is the one place that says it."""
+    macro = (ROOT / "dbt_project" / "macros" / "dashboard_reader_columns.sql").read_text()
+    found = re.search(r"macro dashboard_reader_hidden_columns\(\).*?return\((\{.*?\})\)", macro, re.DOTALL)
+    if not found:
+        raise SystemExit("dashboard_reader_hidden_columns() not found in dashboard_reader_columns.sql")
+    return ast.literal_eval(found.group(1))
+
+
+def reader_grants(
+    table: str, columns: list[str], reader_role: str, hidden: dict[str, list[str]]
+) -> list[str]:
+    """The statements that let the dashboards' role read a published table as a dbt build
+    does: the whole table, or, for a table with hidden columns, every column but those (the
+    schema's default privileges grant the whole table to a new one: that grant is revoked)."""
+    target = f"analytics.{_ident(table)}"
+    role = _ident(reader_role)
+    if table not in hidden:
+        return [f"grant select on {target} to {role}"]
+    visible = [name for name in columns if name not in hidden[table]]
+    statements = [f"revoke select on {target} from {role}"]  # noqa: S608
+    if visible:
+        statements.append(f"grant select ({', '.join(_ident(n) for n in visible)}) on {target} to {role}")
+    return statements
 
 
 def _copy_line_sql(name: str) -> str:
@@ -133,7 +162,9 @@ def publish_table(spark, conn, table: str, contract: dict, reader_role: str | No
         if reader_role:
             cur.execute("select 1 from pg_roles where rolname = %s", (reader_role,))
             if cur.fetchone():
-                cur.execute(f"grant select on analytics.{_ident(table)} to {_ident(reader_role)}")
+                names = [name for name, _ in columns]
+                for statement in reader_grants(table, names, reader_role, dashboard_reader_hidden_columns()):
+                    cur.execute(statement)
         cur.execute(f"analyze analytics.{_ident(table)}")
     conn.commit()
     log.info("Published analytics.%s: %d rows in %.1f s", table, rows, time.monotonic() - started)
