@@ -182,7 +182,7 @@
     coalesce(
         {{ json_type(column, array_path) }} = 'array'
         and exists(
-            cast(variant_get({{ column }}, {{ spark_json_path(array_path) }}) as array<variant>),
+            try_variant_get({{ column }}, {{ spark_json_path(array_path) }}, 'array<variant>'),
             item -> coalesce(
                 {{ spark__json_typeof('variant_get(item, ' ~ spark_json_path(field_path) ~ ')') }} = 'number'
                 and abs(try_variant_get(item, {{ spark_json_path(field_path) }}, 'double')) > {{ bound }},
