@@ -171,8 +171,9 @@ def test_incremental_builds_on_partitions_equal_a_full_rebuild(partitioned_wareh
 def test_a_late_event_of_a_month_without_partition_gets_one(partitioned_warehouse, dbt):
     env, now, _ = partitioned_warehouse
     old = month_start(now, 6) + timedelta(days=2, hours=10)
+    # received two days after it happened (within the contract's 30 days), loaded only now
     late = rawdata.event(
-        "page_view", old, session_id="late-s", anonymous_id="late-a", received_at=now - timedelta(minutes=5)
+        "page_view", old, session_id="late-s", anonymous_id="late-a", received_at=old + timedelta(days=2)
     )
     rawdata.insert_raw(env, [late], loaded_at=datetime.now(UTC))
     dbt(env, "build")
