@@ -45,10 +45,9 @@ def in_window(event_timestamp: str, received_at: str) -> bool:
     """The contract's window (x-limits) around received_at."""
     limits = SCHEMA["x-limits"]
     gap = moment(event_timestamp) - moment(received_at)
-    return (
-        gap <= timedelta(seconds=limits["max_clock_ahead_seconds"])
-        and -gap <= timedelta(days=limits["max_event_age_days"])
-    )
+    ahead = timedelta(seconds=limits["max_clock_ahead_seconds"])
+    behind = timedelta(days=limits["max_event_age_days"])
+    return -behind <= gap <= ahead
 
 
 def is_valid(payload: object) -> bool:
