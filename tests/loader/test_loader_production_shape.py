@@ -280,6 +280,28 @@ def test_a_load_whose_build_never_started_is_built_by_the_next_run(put, run_cli,
     assert json.loads(caught_up.stdout)["marts_behind"] is False
 
 
+def slow_copies(query, loader_env, seconds: float) -> None:
+    """Each batch's COPY made to take ``seconds`` longer (a statement trigger), so a run's loading
+    outlasts a second process's start-up on a busy machine."""
+    from loader import schema
+
+    conn = psycopg2.connect(
+        host=loader_env["PGHOST"],
+        port=loader_env["PGPORT"],
+        user=loader_env["PGUSER"],
+        password=loader_env["PGPASSWORD"],
+        dbname=loader_env["PGDATABASE"],
+    )
+    schema.migrate(conn)
+    conn.close()
+    query(
+        "create function raw.slow_copy() returns trigger language plpgsql as $$ begin"
+        f" perform pg_sleep({seconds}); return null; end $$;"
+        "create trigger slow_copy after insert on raw.clickstream_events"
+        " for each statement execute function raw.slow_copy()"
+    )
+
+
 def two_runs_at_once(put, loader_env, tmp_path) -> list[tuple[dict, str]]:
     """Two ``load`` runs started together over 120 objects (batches of 4; a build of 3 s):
     each run's JSON summary and its log."""
@@ -309,6 +331,10 @@ def two_runs_at_once(put, loader_env, tmp_path) -> list[tuple[dict, str]]:
 def test_two_runs_at_once_overlap_load_each_event_once_and_never_build_together(
     put, query, loader_env, tmp_path
 ):
+    # 30 batches of at least 0.1 s: the first run is still loading when the second has started,
+    # however long a busy machine takes to start a process (unslowed, a first run once finished
+    # before the second began)
+    slow_copies(query, loader_env, 0.1)
     runs_seen = two_runs_at_once(put, loader_env, tmp_path)
     results = [result for result, _ in runs_seen]
     assert sum(r["objects"] for r in results) == 120
@@ -333,23 +359,7 @@ def test_two_runs_at_once_split_the_objects(put, query, loader_env, tmp_path):
     COPY is made to take a quarter of a second (a statement trigger), so the 30 batches last
     long enough for the second run to start while the first is still loading (unslowed, the
     first run's 6,000 events are in before the second has listed the bucket)."""
-    from loader import schema
-
-    conn = psycopg2.connect(
-        host=loader_env["PGHOST"],
-        port=loader_env["PGPORT"],
-        user=loader_env["PGUSER"],
-        password=loader_env["PGPASSWORD"],
-        dbname=loader_env["PGDATABASE"],
-    )
-    schema.migrate(conn)
-    conn.close()
-    query(
-        "create function raw.slow_copy() returns trigger language plpgsql as $$ begin"
-        " perform pg_sleep(0.25); return null; end $$;"
-        "create trigger slow_copy after insert on raw.clickstream_events"
-        " for each statement execute function raw.slow_copy()"
-    )
+    slow_copies(query, loader_env, 0.25)
     results = [result for result, _ in two_runs_at_once(put, loader_env, tmp_path)]
     assert loaded_once(query) == (6000, 6000)
     assert sum(r["objects"] for r in results) == 120
