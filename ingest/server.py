@@ -37,7 +37,7 @@ from waitress.task import ErrorTask
 from ingest.api import handle_http_event
 from ingest.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue
 from ingest.destinations import get_destinations
-from ingest.settings import Settings, SettingsError
+from ingest.settings import Settings, whole_number
 
 logger = logging.getLogger("ingest.server")
 
@@ -70,24 +70,13 @@ class ServerOptions:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerOptions:
         env = os.environ if env is None else env
         return cls(
-            threads=_whole(env, "INGEST_SERVER_THREADS", cls.threads, 1, 256),
-            timeout_seconds=_whole(env, "INGEST_SERVER_TIMEOUT_SECONDS", cls.timeout_seconds, 1, 3600),
-            connection_limit=_whole(env, "INGEST_SERVER_CONNECTION_LIMIT", cls.connection_limit, 10, 100_000),
-            backlog=_whole(env, "INGEST_SERVER_BACKLOG", cls.backlog, 16, 65_535),
+            threads=whole_number(env, "INGEST_SERVER_THREADS", cls.threads, 1, 256),
+            timeout_seconds=whole_number(env, "INGEST_SERVER_TIMEOUT_SECONDS", cls.timeout_seconds, 1, 3600),
+            connection_limit=whole_number(
+                env, "INGEST_SERVER_CONNECTION_LIMIT", cls.connection_limit, 10, 100_000
+            ),
+            backlog=whole_number(env, "INGEST_SERVER_BACKLOG", cls.backlog, 16, 65_535),
         )
-
-
-def _whole(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {text!r}") from None
-    if not minimum <= value <= maximum:
-        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {text!r}")
-    return value
 
 
 def to_api_gateway_event(

@@ -44,7 +44,7 @@ def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float) 
     return value
 
 
-def _count(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+def whole_number(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
     text = env.get(name, "").strip()
     if not text:
         return default
@@ -144,7 +144,7 @@ class Settings:
             attempt_timeout_seconds=_seconds(
                 env, "INGEST_ATTEMPT_TIMEOUT_SECONDS", DEFAULT_ATTEMPT_TIMEOUT_SECONDS, 0.25
             ),
-            max_attempts=_count(env, "INGEST_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 10),
+            max_attempts=whole_number(env, "INGEST_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1, 10),
             pii_query_keys=_pii_keys(env.get("INGEST_PII_QUERY_KEYS", "")),
             privacy_signals=_privacy_signals(env.get("INGEST_PRIVACY_SIGNALS", "")),
             write_keys=_write_keys(env.get("INGEST_WRITE_KEYS", "")),
