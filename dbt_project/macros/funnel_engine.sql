@@ -1,0 +1,638 @@
+{#- The ad-hoc funnel engine: analytics.funnel(spec jsonb), installed by the on-run-end hook
+    install_funnel_engine (and by spark/publish.py on a Spark-built warehouse), with the table of
+    saved funnels the dashboards' role may write. The spec and its semantics: docs/warehouse.md
+    "Ad-hoc funnels". PostgreSQL only: on Spark the marts are published into PostgreSQL and the
+    engine is installed there. -#}
+
+{% macro install_funnel_engine() -%}
+    {{ return(adapter.dispatch('install_funnel_engine', 'clickstream_analytics')()) }}
+{%- endmacro %}
+
+{% macro default__install_funnel_engine() -%}
+    select 1
+{%- endmacro %}
+
+{#- Replaced only when its text changed (the function's comment holds the text's md5): a
+    build that changes nothing takes no lock on it. -#}
+{% macro postgres__install_funnel_engine() -%}
+{%- set role = var('dashboard_role') -%}
+do $install$
+declare
+    ddl constant text := $engine${{ funnel_engine_sql() }}$engine$;
+    version constant text := 'funnel engine ' || md5(ddl);
+begin
+    if coalesce(obj_description(to_regprocedure('analytics.funnel(jsonb)'), 'pg_proc'), '') <> version then
+        execute ddl;
+        execute format('comment on function analytics.funnel(jsonb) is %L', version);
+    end if;
+    if exists (select 1 from pg_roles where rolname = '{{ role }}') then
+        execute format('grant select, insert, update, delete on analytics.saved_funnels to %I', '{{ role }}');
+    end if;
+end
+$install$
+{%- endmacro %}
+
+{#- The engine's DDL, plain SQL (no dbt): spark/publish.py runs the same text. -#}
+{% macro funnel_engine_sql() -%}
+create schema if not exists analytics;
+
+create table if not exists analytics.saved_funnels (
+    name text primary key check (length(btrim(name)) between 1 and 200),
+    spec jsonb not null check (jsonb_typeof(spec) = 'object'),
+    saved_at timestamptz not null default now(),
+    saved_by text not null default current_user
+);
+
+{#- Can the steps of bitmask need be matched to distinct events, event i matching the steps of
+    bitmask masks[i]? Kuhn's augmenting paths (steps ≤ 10): used only where one event matches
+    several steps (repeated or overlapping steps) at one instant or in any order. -#}
+create or replace function analytics.funnel_matchable(masks integer [], need integer)
+returns boolean
+language plpgsql immutable strict parallel safe
+as $fn$
+declare
+    n integer := coalesce(array_length(masks, 1), 0);
+    event_step integer [] := array_fill(0, array[greatest(n, 1)]);
+    step_event integer [] := array_fill(0, array[10]);
+    from_step integer [];
+    queue integer [];
+    head integer;
+    s integer;
+    u integer;
+    e integer;
+    prev integer;
+    found integer;
+begin
+    for s in 1..10 loop
+        continue when need & (1 << (s - 1)) = 0;
+        from_step := array_fill(0, array[greatest(n, 1)]);
+        queue := array[s];
+        head := 1;
+        found := 0;
+        while head <= array_length(queue, 1) and found = 0 loop
+            u := queue[head];
+            head := head + 1;
+            for e in 1..n loop
+                if from_step[e] = 0 and masks[e] & (1 << (u - 1)) <> 0 then
+                    from_step[e] := u;
+                    if event_step[e] = 0 then
+                        found := e;
+                        exit;
+                    end if;
+                    queue := queue || event_step[e];
+                end if;
+            end loop;
+        end loop;
+        if found = 0 then
+            return false;
+        end if;
+        e := found;
+        loop
+            u := from_step[e];
+            prev := step_event[u];
+            event_step[e] := u;
+            step_event[u] := e;
+            exit when prev = 0;
+            e := prev;
+        end loop;
+    end loop;
+    return true;
+end
+$fn$;
+
+{#- One entity's funnel: its events' times (epoch seconds, ascending) and step bitmasks (bit k-1:
+    the event matches step k; step 1's bit only where its date and session qualify). Returns, per
+    step, the earliest time a chain reached it (null: never). Ordered: a chain is distinct events
+    matching steps 1..k with non-decreasing times (ties count), the last within window_seconds of
+    the first; "latest start per step" in one pass, events at one instant matched together.
+    Any order: the k events in any order, all within window_seconds of the earliest. -#}
+create or replace function analytics.funnel_chain(
+    ts double precision [], masks integer [], steps integer, window_seconds double precision,
+    any_order boolean
+)
+returns double precision []
+language plpgsql immutable strict parallel safe
+as $fn$
+declare
+    n integer := coalesce(array_length(ts, 1), 0);
+    latest_start double precision [] := array_fill(null::double precision, array[steps]);
+    next_start double precision [];
+    reached double precision [] := array_fill(null::double precision, array[steps]);
+    single boolean := true;
+    i integer := 1;
+    j integer;
+    k integer;
+    lvl integer;
+    q integer;
+    m integer;
+    need integer;
+    best integer;
+    seen integer;
+    t double precision;
+    st double precision;
+    group_masks integer [];
+begin
+    if not any_order then
+        while i <= n loop
+            j := i;
+            while j < n and ts[j + 1] = ts[i] loop
+                j := j + 1;
+            end loop;
+            t := ts[i];
+            if j = i then
+                m := masks[i];
+                for k in reverse steps..1 loop
+                    continue when m & (1 << (k - 1)) = 0;
+                    if k = 1 then
+                        st := t;
+                    else
+                        st := latest_start[k - 1];
+                        continue when st is null or t - st > window_seconds;
+                    end if;
+                    if latest_start[k] is null or st > latest_start[k] then
+                        latest_start[k] := st;
+                    end if;
+                    if reached[k] is null then
+                        reached[k] := t;
+                    end if;
+                end loop;
+            else
+                next_start := latest_start;
+                group_masks := masks[i:j];
+                for lvl in 0..steps - 1 loop
+                    if lvl = 0 then
+                        st := t;
+                    else
+                        st := latest_start[lvl];
+                        continue when st is null or t - st > window_seconds;
+                    end if;
+                    need := 0;
+                    for k in lvl + 1..steps loop
+                        need := need | (1 << (k - 1));
+                        exit when not analytics.funnel_matchable(group_masks, need);
+                        if next_start[k] is null or st > next_start[k] then
+                            next_start[k] := st;
+                        end if;
+                        if reached[k] is null then
+                            reached[k] := t;
+                        end if;
+                    end loop;
+                end loop;
+                latest_start := next_start;
+            end if;
+            i := j + 1;
+        end loop;
+        return reached;
+    end if;
+
+    for q in 1..n loop
+        if masks[q] & (masks[q] - 1) <> 0 then
+            single := false;
+        end if;
+    end loop;
+    while i <= n loop
+        best := 0;
+        seen := 0;
+        q := i;
+        while q <= n and ts[q] - ts[i] <= window_seconds and best < steps loop
+            seen := seen | masks[q];
+            loop
+                exit when best = steps;
+                need := (1 << (best + 1)) - 1;
+                if single then
+                    exit when seen & need <> need;
+                else
+                    exit when seen & need <> need or not analytics.funnel_matchable(masks[i:q], need);
+                end if;
+                best := best + 1;
+                if reached[best] is null or ts[q] < reached[best] then
+                    reached[best] := ts[q];
+                end if;
+            end loop;
+            q := q + 1;
+        end loop;
+        j := i;
+        while j <= n and ts[j] = ts[i] loop
+            j := j + 1;
+        end loop;
+        i := j;
+    end loop;
+    return reached;
+end
+$fn$;
+
+{#- A funnel-wide filter's values: a list of texts (or one text) as text[]; none: null. -#}
+create or replace function analytics.funnel_texts(value jsonb)
+returns text []
+language sql immutable parallel safe
+as $fn$
+    select case
+        when value is null or jsonb_typeof(value) = 'null' then null
+        when jsonb_typeof(value) = 'string' then array[value #>> '{}']
+        else (select array_agg(element) from jsonb_array_elements_text(value) as element)
+    end
+$fn$;
+
+{#- analytics.funnel(spec): checks the spec (an error names what is wrong), then runs one query
+    whose values are all bound parameters; only column names and step numbers are written into
+    its text. -#}
+create or replace function analytics.funnel(spec jsonb)
+returns table (
+    breakdown text,
+    step integer,
+    step_name text,
+    entities bigint,
+    pct_of_first numeric,
+    pct_of_previous numeric,
+    median_seconds_from_previous double precision
+)
+language plpgsql stable
+set search_path = analytics, pg_catalog
+set timezone = 'UTC'
+as $fn$
+declare
+    known_keys constant text [] := array[
+        'steps', 'from', 'to', 'window', 'count', 'order', 'device', 'source', 'medium',
+        'campaign', 'breakdown', 'name'
+    ];
+    step_keys constant text [] := array[
+        'event', 'name', 'category', 'brand', 'product_id', 'price_min', 'price_max',
+        'page_path', 'search'
+    ];
+    key text;
+    item jsonb;
+    value jsonb;
+    n integer;
+    k integer;
+    events text [] := '{}';
+    names text [] := '{}';
+    categories text [] := '{}';
+    brands text [] := '{}';
+    product_ids text [] := '{}';
+    price_mins numeric [] := '{}';
+    price_maxs numeric [] := '{}';
+    page_paths text [] := '{}';
+    searches text [] := '{}';
+    from_date date;
+    to_date date;
+    window_length interval;
+    window_seconds double precision;
+    count_by text;
+    order_by text;
+    breakdown_by text;
+    devices text [];
+    sources text [];
+    mediums text [];
+    campaigns text [];
+    entity_column text;
+    needs_sessions boolean;
+    predicate text;
+    product_predicate text;
+    item_predicate text;
+    label text;
+    masks_sql text := '';
+    breakdown_sql text;
+    query text;
+begin
+    if spec is null or jsonb_typeof(spec) <> 'object' then
+        raise exception 'a funnel spec is a JSON object' using errcode = '22023';
+    end if;
+    for key in select jsonb_object_keys(spec) loop
+        if not key = any(known_keys) then
+            raise exception 'unknown funnel key "%" (known: %)', key, array_to_string(known_keys, ', ')
+                using errcode = '22023';
+        end if;
+    end loop;
+
+    -- the steps
+    if spec -> 'steps' is null or jsonb_typeof(spec -> 'steps') = 'null'
+        or (jsonb_typeof(spec -> 'steps') = 'array' and jsonb_array_length(spec -> 'steps') = 0) then
+        raise exception 'no steps' using errcode = '22023';
+    end if;
+    if jsonb_typeof(spec -> 'steps') <> 'array' then
+        raise exception 'steps is a list of steps' using errcode = '22023';
+    end if;
+    n := jsonb_array_length(spec -> 'steps');
+    if n > 10 then
+        raise exception 'at most 10 steps (got %)', n using errcode = '22023';
+    end if;
+    for k in 1..n loop
+        item := spec -> 'steps' -> (k - 1);
+        if jsonb_typeof(item) <> 'object' then
+            raise exception 'step % is not an object like {"event": "page_view"}', k using errcode = '22023';
+        end if;
+        for key in select jsonb_object_keys(item) loop
+            if not key = any(step_keys) then
+                raise exception 'unknown step filter "%" in step % (known: %)',
+                    key, k, array_to_string(step_keys[3:], ', ') using errcode = '22023';
+            end if;
+            value := item -> key;
+            if jsonb_typeof(value) = 'null' then
+                continue;
+            end if;
+            if key in ('price_min', 'price_max') then
+                if jsonb_typeof(value) not in ('number', 'string')
+                    or (value #>> '{}') !~ '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$' then
+                    raise exception 'step %: % "%" is not a number', k, key, value #>> '{}' using errcode = '22023';
+                end if;
+            elsif key = 'product_id' then
+                if jsonb_typeof(value) not in ('string', 'number') then
+                    raise exception 'step %: product_id is a text or a number', k using errcode = '22023';
+                end if;
+            elsif jsonb_typeof(value) <> 'string' then
+                raise exception 'step %: % is a text', k, key using errcode = '22023';
+            end if;
+        end loop;
+        if coalesce(btrim(item ->> 'event'), '') = '' then
+            raise exception 'step % has no event', k using errcode = '22023';
+        end if;
+        events := events || lower(btrim(item ->> 'event'));
+        categories := categories || nullif(lower(btrim(item ->> 'category')), '');
+        brands := brands || nullif(lower(btrim(item ->> 'brand')), '');
+        product_ids := product_ids || nullif(btrim(item ->> 'product_id'), '');
+        price_mins := price_mins || cast(nullif(btrim(item ->> 'price_min'), '') as numeric);
+        price_maxs := price_maxs || cast(nullif(btrim(item ->> 'price_max'), '') as numeric);
+        page_paths := page_paths || nullif(item ->> 'page_path', '');
+        searches := searches || nullif(lower(btrim(item ->> 'search')), '');
+        if price_mins[k] > price_maxs[k] then
+            raise exception 'step %: price_min is above price_max', k using errcode = '22023';
+        end if;
+        label := coalesce(nullif(btrim(item ->> 'name'), ''), concat_ws(
+            ', ', events[k],
+            'category ' || categories[k], 'brand ' || brands[k], 'product ' || product_ids[k],
+            'price ≥ ' || price_mins[k], 'price ≤ ' || price_maxs[k],
+            'page ' || page_paths[k] || '…', 'search "' || searches[k] || '"'
+        ));
+        names := names || label;
+    end loop;
+
+    -- the dates and the window
+    if spec -> 'from' is null or spec -> 'to' is null then
+        raise exception 'from and to (dates, YYYY-MM-DD) are required' using errcode = '22023';
+    end if;
+    begin
+        from_date := cast(spec ->> 'from' as date);
+    exception when others then
+        raise exception 'from "%" is not a date (YYYY-MM-DD)', spec ->> 'from' using errcode = '22023';
+    end;
+    begin
+        to_date := cast(spec ->> 'to' as date);
+    exception when others then
+        raise exception 'to "%" is not a date (YYYY-MM-DD)', spec ->> 'to' using errcode = '22023';
+    end;
+    if from_date > to_date then
+        raise exception 'from is after to' using errcode = '22023';
+    end if;
+    if to_date - from_date > 366 then
+        raise exception 'from and to are more than 366 days apart' using errcode = '22023';
+    end if;
+    begin
+        window_length := cast(coalesce(spec ->> 'window', '14 days') as interval);
+    exception when others then
+        raise exception 'window "%" is not an interval (such as "10 minutes" or "14 days")', spec ->> 'window'
+            using errcode = '22023';
+    end;
+    window_seconds := extract(epoch from window_length);
+    if window_seconds <= 0 or window_seconds > 366 * 86400 then
+        raise exception 'window "%" is not between a second and 366 days', spec ->> 'window' using errcode = '22023';
+    end if;
+
+    count_by := coalesce(spec ->> 'count', 'sessions');
+    if count_by not in ('sessions', 'users') then
+        raise exception 'count "%" is not sessions or users', count_by using errcode = '22023';
+    end if;
+    order_by := coalesce(spec ->> 'order', 'ordered');
+    if order_by not in ('ordered', 'any') then
+        raise exception 'order "%" is not ordered or any', order_by using errcode = '22023';
+    end if;
+    breakdown_by := spec ->> 'breakdown';
+    if breakdown_by is not null and breakdown_by not in ('device', 'source', 'category', 'brand') then
+        raise exception 'breakdown "%" is not device, source, category or brand', breakdown_by
+            using errcode = '22023';
+    end if;
+    foreach key in array array['device', 'source', 'medium', 'campaign'] loop
+        value := spec -> key;
+        if value is not null and jsonb_typeof(value) not in ('null', 'string', 'array') then
+            raise exception '% is a list of texts', key using errcode = '22023';
+        end if;
+        if jsonb_typeof(value) = 'array' and exists (
+            select 1 from jsonb_array_elements(value) as element where jsonb_typeof(element) <> 'string'
+        ) then
+            raise exception '% is a list of texts', key using errcode = '22023';
+        end if;
+    end loop;
+    devices := analytics.funnel_texts(spec -> 'device');
+    sources := analytics.funnel_texts(spec -> 'source');
+    mediums := analytics.funnel_texts(spec -> 'medium');
+    campaigns := analytics.funnel_texts(spec -> 'campaign');
+
+    -- the query: one bit per step, set where the event matches the step
+    entity_column := case count_by when 'users' then 'user_key' else 'session_id' end;
+    needs_sessions := devices is not null or sources is not null or mediums is not null
+        or campaigns is not null or breakdown_by in ('device', 'source');
+    for k in 1..n loop
+        product_predicate := concat_ws(' and ',
+            case when categories[k] is not null then format(
+                '(lower(%1$s) = $3[%2$s] or left(lower(%1$s), length($3[%2$s]) + 1) = $3[%2$s] || ''.'')',
+                '{c}', k) end,
+            case when brands[k] is not null then format('lower({b}) = $4[%s]', k) end,
+            case when product_ids[k] is not null then format('{i} = $5[%s]', k) end,
+            case when price_mins[k] is not null then format('{p} >= $6[%s]', k) end,
+            case when price_maxs[k] is not null then format('{p} <= $7[%s]', k) end
+        );
+        predicate := concat_ws(' and ',
+            format('e.event_name = $2[%s]', k),
+            case when page_paths[k] is not null then format('left(e.page_path, length($8[%1$s])) = $8[%1$s]', k) end,
+            case when searches[k] is not null then format('strpos(lower(e.search_query), $9[%s]) > 0', k) end
+        );
+        if product_predicate <> '' then
+            -- a purchase has no product of its own: it matches through the items of its order
+            item_predicate := replace(replace(replace(replace(product_predicate,
+                '{c}', 'p.product_category'), '{b}', 'p.product_brand'), '{i}', 'i.product_id'), '{p}', 'i.price');
+            product_predicate := replace(replace(replace(replace(product_predicate,
+                '{c}', 'e.product_category'), '{b}', 'e.product_brand'), '{i}', 'e.product_id'), '{p}', 'e.product_price');
+            predicate := predicate || format(
+                ' and (case when e.event_name = ''purchase'' then e.order_id in ('
+                'select i.order_id from analytics.fact_order_items as i '
+                'left join analytics.dim_products as p on i.product_id = p.product_id where %s) '
+                'else %s end)', item_predicate, product_predicate);
+        end if;
+        if k = 1 then
+            predicate := predicate || ' and e.event_date between $10 and $11';
+            if needs_sessions then
+                predicate := predicate || ' and s.session_id is not null';
+            end if;
+        end if;
+        masks_sql := masks_sql || case when k > 1 then ' | ' else '' end
+            || format('(case when %s then %s else 0 end)', predicate, 1 << (k - 1));
+    end loop;
+    breakdown_sql := case breakdown_by
+        when 'device' then 's.device_type'
+        when 'source' then 's.traffic_source'
+        when 'category' then 'e.product_category'
+        when 'brand' then 'lower(e.product_brand)'
+        else 'null::text'
+    end;
+
+    query := format($q$
+        with
+        {sessions}
+        funnel_events as (
+            select
+                e.%1$I as entity,
+                e.event_at,
+                %2$s as mask,
+                coalesce(%3$s, '(none)') as breakdown_value
+            from analytics.fact_events as e
+            {join}
+            where
+                e.event_date between $10 and $12
+                and e.event_at >= $10::timestamptz
+                and e.event_at <= $11::timestamptz + interval '1 day' + $13
+                and e.event_name = any($2)
+                and e.%1$I is not null
+        ),
+
+        starters as (
+            select distinct
+                funnel_events.entity,
+                {breakdown_value} as breakdown_value
+            from funnel_events
+            where funnel_events.mask & 1 = 1
+        ),
+
+        adjusted as (
+            select
+                starters.breakdown_value,
+                starters.entity,
+                funnel_events.event_at,
+                case
+                    when starters.breakdown_value is not null
+                        and funnel_events.breakdown_value <> starters.breakdown_value
+                        then funnel_events.mask & ~1
+                    else funnel_events.mask
+                end as mask
+            from funnel_events
+            inner join starters on funnel_events.entity = starters.entity
+            where funnel_events.mask <> 0
+        ),
+
+        sequences as (
+            select
+                adjusted.breakdown_value,
+                adjusted.entity,
+                bit_or(adjusted.mask) as all_masks,
+                min(adjusted.event_at) filter (where adjusted.mask & 1 = 1) as first_start,
+                array_agg(extract(epoch from adjusted.event_at)::double precision order by adjusted.event_at) as ts,
+                array_agg(adjusted.mask order by adjusted.event_at) as masks
+            from adjusted
+            where adjusted.mask <> 0
+            group by 1, 2
+        ),
+
+        reached as (
+            select
+                sequences.breakdown_value,
+                case
+                    when sequences.all_masks & ~1 = 0
+                        then array[extract(epoch from sequences.first_start)::double precision]
+                    else analytics.funnel_chain(sequences.ts, sequences.masks, $1, $14, $15)
+                end as reached_at
+            from sequences
+        ),
+
+        per_step as (
+            select
+                reached.breakdown_value,
+                steps.step,
+                reached.reached_at[steps.step] as reached_at,
+                reached.reached_at[steps.step] - reached.reached_at[steps.step - 1] as seconds_from_previous
+            from reached
+            cross join generate_series(1, $1) as steps (step)
+        ),
+
+        counted as (
+            select
+                per_step.breakdown_value,
+                per_step.step,
+                count(per_step.reached_at) as entities,
+                percentile_cont(0.5) within group (order by per_step.seconds_from_previous)
+                    filter (where per_step.reached_at is not null) as median_seconds_from_previous
+            from per_step
+            group by 1, 2
+        ),
+
+        groups as (
+            select breakdown_value from counted
+            union
+            select null::text where {no_breakdown}
+        ),
+
+        filled as (
+            select
+                groups.breakdown_value,
+                steps.step,
+                coalesce(counted.entities, 0) as entities,
+                counted.median_seconds_from_previous
+            from groups
+            cross join generate_series(1, $1) as steps (step)
+            left join counted
+                on groups.breakdown_value is not distinct from counted.breakdown_value
+                and steps.step = counted.step
+        ),
+
+        final as (
+            select
+                filled.breakdown_value as breakdown,
+                filled.step,
+                $16[filled.step] as step_name,
+                filled.entities,
+                round(100.0 * filled.entities
+                    / nullif(first_value(filled.entities) over w_group, 0), 2) as pct_of_first,
+                round(100.0 * filled.entities
+                    / nullif(lag(filled.entities) over w_group, 0), 2) as pct_of_previous,
+                case when filled.step > 1 then filled.median_seconds_from_previous end
+                    as median_seconds_from_previous,
+                first_value(filled.entities) over w_group as first_entities
+            from filled
+            window w_group as (partition by filled.breakdown_value order by filled.step)
+        )
+
+        select
+            final.breakdown,
+            final.step,
+            final.step_name,
+            final.entities,
+            final.pct_of_first,
+            final.pct_of_previous,
+            final.median_seconds_from_previous
+        from final
+        order by final.first_entities desc, final.breakdown nulls first, final.step
+    $q$, entity_column, masks_sql, breakdown_sql);
+    query := replace(query, '{sessions}', case when needs_sessions then $s$
+        funnel_sessions as (
+            select session_id, device_type, traffic_source
+            from analytics.fact_sessions
+            where
+                session_start_at < $11::timestamptz + interval '1 day'
+                and session_end_at >= $10::timestamptz
+                and ($17::text [] is null or device_type = any($17))
+                and ($18::text [] is null or traffic_source = any($18))
+                and ($19::text [] is null or traffic_medium = any($19))
+                and ($20::text [] is null or traffic_campaign = any($20))
+        ),
+    $s$ else '' end);
+    query := replace(query, '{join}', case when needs_sessions
+        then 'left join funnel_sessions as s on e.session_id = s.session_id and e.event_date between $10 and $11'
+        else '' end);
+    query := replace(query, '{breakdown_value}',
+        case when breakdown_by is null then 'null::text' else 'funnel_events.breakdown_value' end);
+    query := replace(query, '{no_breakdown}', case when breakdown_by is null then 'true' else 'false' end);
+
+    return query execute query using
+        n, events, categories, brands, product_ids, price_mins, price_maxs, page_paths, searches,
+        from_date, to_date, to_date + 1 + ceil(window_seconds / 86400)::integer, window_length,
+        window_seconds, order_by = 'any', names, devices, sources, mediums, campaigns;
+end
+$fn$;
+{%- endmacro %}
