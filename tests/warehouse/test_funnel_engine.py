@@ -150,18 +150,12 @@ def test_the_canonical_funnel_equals_fact_funnels(generated):
     spec = {**SPECS["canonical"], "from": days[0].isoformat(), "to": days[-1].isoformat()}
     counts = [row[2] for row in run_funnel(env, spec)]
     steps = SPECS["canonical"]["steps"]
-    expected = rawdata.query(
-        env,
-        "select " + ", ".join(f"count({s['event']}_at)" for s in steps) + " from analytics.fact_funnels"
-        " where page_view_at is not null",  # noqa: S608
-    )[0]
+    reached = ", ".join(f"count({s['event']}_at)" for s in steps)
+    sql = f"select {reached} from analytics.fact_funnels where page_view_at is not null"  # noqa: S608
+    expected = rawdata.query(env, sql)[0]
     assert counts == list(expected)
-    daily = rawdata.query(
-        env,
-        "select "
-        + ", ".join(f"sum({s['event']}_sessions)::bigint" for s in steps)
-        + " from analytics.agg_funnel_daily",  # noqa: S608
-    )[0]
+    summed = ", ".join(f"sum({s['event']}_sessions)::bigint" for s in steps)
+    daily = rawdata.query(env, f"select {summed} from analytics.agg_funnel_daily")[0]  # noqa: S608
     assert counts == list(daily)
 
 
