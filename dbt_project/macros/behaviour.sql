@@ -188,3 +188,20 @@
         and changed_events.event_name = 'purchase'
         and changed_events.order_id is not null
 {%- endmacro %}
+
+{# an aggregate: the values of expression as an array in the order of order_by (a list of
+   expressions); nulls kept in place #}
+{% macro array_in_order(expression, order_by) -%}
+    {{ return(adapter.dispatch('array_in_order', 'clickstream_analytics')(expression, order_by)) }}
+{%- endmacro %}
+
+{% macro default__array_in_order(expression, order_by) -%}
+    array_agg({{ expression }} order by {{ order_by | join(', ') }})
+{%- endmacro %}
+
+{% macro spark__array_in_order(expression, order_by) -%}
+    transform(
+        array_sort(collect_list(struct(struct({{ order_by | join(', ') }}) as sort_key, {{ expression }} as sort_value))),
+        item -> item.sort_value
+    )
+{%- endmacro %}

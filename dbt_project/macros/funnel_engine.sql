@@ -100,24 +100,23 @@ begin
 end
 $fn$;
 
-{#- One entity's funnel: its events' times (epoch seconds, ascending) and step bitmasks (bit k-1:
+{#- One entity's funnel: its events' times (epoch microseconds, ascending) and step bitmasks (bit k-1:
     the event matches step k; step 1's bit only where its date and session qualify). Returns, per
     step, the earliest time a chain reached it (null: never). Ordered: a chain is distinct events
-    matching steps 1..k with non-decreasing times (ties count), the last within window_seconds of
+    matching steps 1..k with non-decreasing times (ties count), the last within window_us of
     the first; "latest start per step" in one pass, events at one instant matched together.
-    Any order: the k events in any order, all within window_seconds of the earliest. -#}
+    Any order: the k events in any order, all within window_us of the earliest. -#}
 create or replace function analytics.funnel_chain(
-    ts double precision [], masks integer [], steps integer, window_seconds double precision,
-    any_order boolean
+    ts bigint [], masks integer [], steps integer, window_us bigint, any_order boolean
 )
-returns double precision []
+returns bigint []
 language plpgsql immutable strict parallel safe
 as $fn$
 declare
     n integer := coalesce(array_length(ts, 1), 0);
-    latest_start double precision [] := array_fill(null::double precision, array[steps]);
-    next_start double precision [];
-    reached double precision [] := array_fill(null::double precision, array[steps]);
+    latest_start bigint [] := array_fill(null::bigint, array[steps]);
+    next_start bigint [];
+    reached bigint [] := array_fill(null::bigint, array[steps]);
     single boolean := true;
     i integer := 1;
     j integer;
@@ -128,8 +127,8 @@ declare
     need integer;
     best integer;
     seen integer;
-    t double precision;
-    st double precision;
+    t bigint;
+    st bigint;
     group_masks integer [];
 begin
     if not any_order then
@@ -147,7 +146,7 @@ begin
                         st := t;
                     else
                         st := latest_start[k - 1];
-                        continue when st is null or t - st > window_seconds;
+                        continue when st is null or t - st > window_us;
                     end if;
                     if latest_start[k] is null or st > latest_start[k] then
                         latest_start[k] := st;
@@ -164,7 +163,7 @@ begin
                         st := t;
                     else
                         st := latest_start[lvl];
-                        continue when st is null or t - st > window_seconds;
+                        continue when st is null or t - st > window_us;
                     end if;
                     need := 0;
                     for k in lvl + 1..steps loop
@@ -194,7 +193,7 @@ begin
         best := 0;
         seen := 0;
         q := i;
-        while q <= n and ts[q] - ts[i] <= window_seconds and best < steps loop
+        while q <= n and ts[q] - ts[i] <= window_us and best < steps loop
             seen := seen | masks[q];
             loop
                 exit when best = steps;
@@ -276,7 +275,7 @@ declare
     from_date date;
     to_date date;
     window_length interval;
-    window_seconds double precision;
+    window_us bigint;
     count_by text;
     order_by text;
     breakdown_by text;
@@ -284,14 +283,23 @@ declare
     sources text [];
     mediums text [];
     campaigns text [];
-    entity_column text;
-    needs_sessions boolean;
+    event_codes constant jsonb := '{{ tojson(funnel_event_codes()) }}';
+    codes text [] := '{}';
+    plain boolean;
+    pattern text;
     predicate text;
     product_predicate text;
-    item_predicate text;
-    label text;
+    product_sql text := '';
     masks_sql text := '';
-    breakdown_sql text;
+    fast_sql text := '';
+    fast_columns text := '';
+    session_breakdown text;
+    element_breakdown text;
+    eligible text;
+    passes_sql text;
+    candidates_sql text;
+    entity_sql text;
+    label text;
     query text;
 begin
     if spec is null or jsonb_typeof(spec) <> 'object' then
@@ -392,8 +400,8 @@ begin
         raise exception 'window "%" is not an interval (such as "10 minutes" or "14 days")', spec ->> 'window'
             using errcode = '22023';
     end;
-    window_seconds := extract(epoch from window_length);
-    if window_seconds <= 0 or window_seconds > 366 * 86400 then
+    window_us := cast(extract(epoch from window_length) * 1000000 as bigint);
+    if window_us <= 0 or window_us > 366 * 86400 * 1000000::bigint then
         raise exception 'window "%" is not between a second and 366 days', spec ->> 'window' using errcode = '22023';
     end if;
 
@@ -426,95 +434,214 @@ begin
     mediums := analytics.funnel_texts(spec -> 'medium');
     campaigns := analytics.funnel_texts(spec -> 'campaign');
 
-    -- the query: one bit per step, set where the event matches the step
-    entity_column := case count_by when 'users' then 'user_key' else 'session_id' end;
-    needs_sessions := devices is not null or sources is not null or mediums is not null
-        or campaigns is not null or breakdown_by in ('device', 'source');
+    -- the query. Each session's whole sequence is one row of fact_session_sequences. A session
+    -- (or a user's only session) whose funnel a regular expression decides exactly (steps
+    -- without filters, the session within [from, to], no two events at one instant, not longer
+    -- than the window) takes the fast path: one match over its event codes. Every other entity
+    -- goes through funnel_chain over its events' step bitmasks.
+    plain := breakdown_by is null or breakdown_by in ('device', 'source');
+    for k in 1..n loop
+        codes := codes || (event_codes ->> events[k]);
+        plain := plain and codes[k] is not null and categories[k] is null and brands[k] is null
+            and product_ids[k] is null and price_mins[k] is null and price_maxs[k] is null
+            and page_paths[k] is null and searches[k] is null;
+    end loop;
+    if plain and order_by = 'ordered' then
+        pattern := '';
+        for k in reverse n..1 loop
+            pattern := format('([^%1$s]*)%1$s', codes[k]) || case when k < n then '(?:' || pattern || ')?' else '' end;
+        end loop;
+        pattern := '^' || pattern;
+    end if;
+
     for k in 1..n loop
         product_predicate := concat_ws(' and ',
             case when categories[k] is not null then format(
-                '(lower(%1$s) = $3[%2$s] or left(lower(%1$s), length($3[%2$s]) + 1) = $3[%2$s] || ''.'')',
-                '{c}', k) end,
-            case when brands[k] is not null then format('lower({b}) = $4[%s]', k) end,
-            case when product_ids[k] is not null then format('{i} = $5[%s]', k) end,
-            case when price_mins[k] is not null then format('{p} >= $6[%s]', k) end,
-            case when price_maxs[k] is not null then format('{p} <= $7[%s]', k) end
+                '(lower(p.product_category) = $3[%1$s] or left(lower(p.product_category), length($3[%1$s]) + 1) = $3[%1$s] || ''.'')', k) end,
+            case when brands[k] is not null then format('lower(p.product_brand) = $4[%s]', k) end,
+            case when product_ids[k] is not null then format('p.product_id = $5[%s]', k) end,
+            case when price_mins[k] is not null then format('p.product_price >= $6[%s]', k) end,
+            case when price_maxs[k] is not null then format('p.product_price <= $7[%s]', k) end
         );
         predicate := concat_ws(' and ',
-            format('e.event_name = $2[%s]', k),
-            case when page_paths[k] is not null then format('left(e.page_path, length($8[%1$s])) = $8[%1$s]', k) end,
-            case when searches[k] is not null then format('strpos(lower(e.search_query), $9[%s]) > 0', k) end
+            format('u.event_name = $2[%s]', k),
+            case when page_paths[k] is not null then format('left(u.page_path, length($8[%1$s])) = $8[%1$s]', k) end,
+            case when searches[k] is not null then format('strpos(lower(u.search_query), $9[%s]) > 0', k) end
         );
         if product_predicate <> '' then
-            -- a purchase has no product of its own: it matches through the items of its order
-            item_predicate := replace(replace(replace(replace(product_predicate,
-                '{c}', 'p.product_category'), '{b}', 'p.product_brand'), '{i}', 'i.product_id'), '{p}', 'i.price');
-            product_predicate := replace(replace(replace(replace(product_predicate,
-                '{c}', 'e.product_category'), '{b}', 'e.product_brand'), '{i}', 'e.product_id'), '{p}', 'e.product_price');
+            -- a product's current attributes (dim_products); a purchase matches through its items
+            product_sql := product_sql || format($p$
+        step_%1$s_products as (
+            select p.product_id from analytics.dim_products as p where %2$s
+        ),
+
+        step_%1$s_orders as (
+            select distinct i.order_id
+            from analytics.fact_order_items as i
+            inner join step_%1$s_products as sp on i.product_id = sp.product_id
+        ),
+            $p$, k, product_predicate);
             predicate := predicate || format(
-                ' and (case when e.event_name = ''purchase'' then e.order_id in ('
-                'select i.order_id from analytics.fact_order_items as i '
-                'left join analytics.dim_products as p on i.product_id = p.product_id where %s) '
-                'else %s end)', item_predicate, product_predicate);
+                ' and (case when u.event_name = ''purchase'' then u.order_id in (select o.order_id from step_%1$s_orders as o)'
+                ' else u.product_id in (select sp.product_id from step_%1$s_products as sp) end)', k);
         end if;
         if k = 1 then
-            predicate := predicate || ' and e.event_date between $10 and $11';
-            if needs_sessions then
-                predicate := predicate || ' and s.session_id is not null';
-            end if;
+            predicate := predicate || ' and c.start_us + u.offset_us >= $23 and c.start_us + u.offset_us < $24 and c.passes';
         end if;
         masks_sql := masks_sql || case when k > 1 then ' | ' else '' end
             || format('(case when %s then %s else 0 end)', predicate, 1 << (k - 1));
+        if order_by = 'ordered' then
+            fast_sql := fast_sql || case when k > 1 then ', ' else '' end
+                || format('fast.start_us + fast.event_offsets_us[%s]', k || (
+                    select string_agg(format(' + length(fast.m[%s])', i), '') from generate_series(1, k) as i));
+        else
+            fast_columns := fast_columns || format(
+                ', (array_positions(string_to_array(c.event_codes, null), $21[%s]))[%s] as p%s',
+                k, (select count(*) from generate_series(1, k) as i where codes[i] = codes[k]), k);
+            fast_sql := fast_sql || case when k > 1 then ', ' else '' end || format(
+                'case when %s then fast.start_us + greatest(%s) end',
+                (select string_agg(format('fast.p%s is not null', i), ' and ') from generate_series(1, k) as i),
+                (select string_agg(format('fast.event_offsets_us[fast.p%s]', i), ', ') from generate_series(1, k) as i));
+        end if;
     end loop;
-    breakdown_sql := case breakdown_by
-        when 'device' then 's.device_type'
-        when 'source' then 's.traffic_source'
-        when 'category' then 'e.product_category'
-        when 'brand' then 'lower(e.product_brand)'
+    if order_by = 'ordered' then
+        fast_columns := ', regexp_match(c.event_codes, $22) as m';
+    end if;
+
+    session_breakdown := case breakdown_by
+        when 'device' then 'c.device_type' when 'source' then 'c.traffic_source' else 'null::text' end;
+    element_breakdown := case breakdown_by
+        when 'device' then 'c.device_type'
+        when 'source' then 'c.traffic_source'
+        when 'category' then '(select p.product_category from analytics.dim_products as p where p.product_id = e.product_id)'
+        when 'brand' then '(select lower(p.product_brand) from analytics.dim_products as p where p.product_id = e.product_id)'
         else 'null::text'
     end;
+    eligible := case when plain then
+        'c.first_event_date >= $10 and c.last_event_date <= $11 and not c.has_tied_events'
+        ' and c.session_end_at - c.session_start_at <= $13 and c.passes'
+        else 'false' end;
+    passes_sql := '($17::text [] is null or q.device_type = any($17))'
+        ' and ($18::text [] is null or q.traffic_source = any($18))'
+        ' and ($19::text [] is null or q.traffic_medium = any($19))'
+        ' and ($20::text [] is null or q.traffic_campaign = any($20))';
+
+    if count_by = 'sessions' then
+        candidates_sql := format($c$
+        candidates as (
+            select
+                q.*,
+                cast(extract(epoch from q.session_start_at) * 1000000 as bigint) as start_us,
+                true as passes
+            from analytics.fact_session_sequences as q
+            where
+                q.first_event_date <= $11
+                and q.last_event_date >= $10
+                and (case when $21[1] is not null then strpos(q.event_codes, $21[1]) > 0 else $2[1] = any(q.event_names) end)
+                and %s
+        ),
+
+        classified as (
+            select c.*, %s as is_fast from candidates as c
+        ),
+        $c$, passes_sql, eligible);
+        entity_sql := 'c.session_id';
+    else
+        candidates_sql := format($c$
+        starting_sessions as (
+            select q.user_key, q.user_keys
+            from analytics.fact_session_sequences as q
+            where
+                q.first_event_date <= $11
+                and q.last_event_date >= $10
+                and (case when $21[1] is not null then strpos(q.event_codes, $21[1]) > 0 else $2[1] = any(q.event_names) end)
+                and %1$s
+        ),
+
+        starting_users as (
+            select starting_sessions.user_key from starting_sessions
+            union
+            select unnest(starting_sessions.user_keys) from starting_sessions where starting_sessions.user_keys is not null
+        ),
+
+        candidates as (
+            select
+                q.*,
+                cast(extract(epoch from q.session_start_at) * 1000000 as bigint) as start_us,
+                %1$s as passes,
+                count(*) over (partition by q.user_key) as user_sessions
+            from analytics.fact_session_sequences as q
+            where
+                q.first_event_date <= $12
+                and q.last_event_date >= $10
+                and (q.user_key in (select starting_users.user_key from starting_users) or q.user_keys is not null)
+        ),
+
+        classified as (
+            select c.*, c.user_sessions = 1 and c.user_keys is null and %2$s as is_fast from candidates as c
+        ),
+        $c$, passes_sql, eligible);
+        entity_sql := 'e.user_key';
+    end if;
 
     query := format($q$
         with
-        {sessions}
-        funnel_events as (
+        %1$s
+        %2$s
+
+        fast as (
+            select c.start_us, c.event_offsets_us, %3$s as breakdown_value %4$s
+            from classified as c
+            where c.is_fast
+            offset 0
+        ),
+
+        fast_reached as (
+            select fast.breakdown_value, array[%5$s] as reached_at from fast
+        ),
+
+        slow_elements as (
             select
-                e.%1$I as entity,
-                e.event_at,
-                %2$s as mask,
-                coalesce(%3$s, '(none)') as breakdown_value
-            from analytics.fact_events as e
-            {join}
-            where
-                e.event_date between $10 and $12
-                and e.event_at >= $10::timestamptz
-                and e.event_at <= $11::timestamptz + interval '1 day' + $13
-                and e.event_name = any($2)
-                and e.%1$I is not null
+                %6$s as entity,
+                case when e.mask & 1 = 1 then coalesce(%7$s, '(none)') end as breakdown_value,
+                e.t,
+                e.mask
+            from classified as c
+            cross join lateral (
+                select
+                    c.start_us + u.offset_us as t,
+                    u.product_id,
+                    coalesce(u.user_key, c.user_key) as user_key,
+                    %8$s as mask
+                from unnest(
+                    c.event_names, c.event_offsets_us, c.product_ids, c.page_paths, c.search_queries,
+                    c.order_ids, c.user_keys
+                ) as u (event_name, offset_us, product_id, page_path, search_query, order_id, user_key)
+            ) as e
+            where not c.is_fast and e.mask <> 0
         ),
 
         starters as (
             select distinct
-                funnel_events.entity,
-                {breakdown_value} as breakdown_value
-            from funnel_events
-            where funnel_events.mask & 1 = 1
+                slow_elements.entity,
+                %9$s as breakdown_value
+            from slow_elements
+            where slow_elements.mask & 1 = 1
         ),
 
         adjusted as (
             select
                 starters.breakdown_value,
                 starters.entity,
-                funnel_events.event_at,
+                slow_elements.t,
                 case
                     when starters.breakdown_value is not null
-                        and funnel_events.breakdown_value <> starters.breakdown_value
-                        then funnel_events.mask & ~1
-                    else funnel_events.mask
+                        and slow_elements.breakdown_value is distinct from starters.breakdown_value
+                        then slow_elements.mask & ~1
+                    else slow_elements.mask
                 end as mask
-            from funnel_events
-            inner join starters on funnel_events.entity = starters.entity
-            where funnel_events.mask <> 0
+            from slow_elements
+            inner join starters on slow_elements.entity = starters.entity
         ),
 
         sequences as (
@@ -522,22 +649,23 @@ begin
                 adjusted.breakdown_value,
                 adjusted.entity,
                 bit_or(adjusted.mask) as all_masks,
-                min(adjusted.event_at) filter (where adjusted.mask & 1 = 1) as first_start,
-                array_agg(extract(epoch from adjusted.event_at)::double precision order by adjusted.event_at) as ts,
-                array_agg(adjusted.mask order by adjusted.event_at) as masks
+                min(adjusted.t) filter (where adjusted.mask & 1 = 1) as first_start,
+                array_agg(adjusted.t order by adjusted.t) as ts,
+                array_agg(adjusted.mask order by adjusted.t) as masks
             from adjusted
             where adjusted.mask <> 0
             group by 1, 2
         ),
 
         reached as (
+            select fast_reached.breakdown_value, fast_reached.reached_at from fast_reached
+            union all
             select
                 sequences.breakdown_value,
                 case
-                    when sequences.all_masks & ~1 = 0
-                        then array[extract(epoch from sequences.first_start)::double precision]
+                    when sequences.all_masks & ~1 = 0 then array[sequences.first_start]
                     else analytics.funnel_chain(sequences.ts, sequences.masks, $1, $14, $15)
-                end as reached_at
+                end
             from sequences
         ),
 
@@ -546,7 +674,7 @@ begin
                 reached.breakdown_value,
                 steps.step,
                 reached.reached_at[steps.step] as reached_at,
-                reached.reached_at[steps.step] - reached.reached_at[steps.step - 1] as seconds_from_previous
+                (reached.reached_at[steps.step] - reached.reached_at[steps.step - 1]) / 1000000.0 as seconds_from_previous
             from reached
             cross join generate_series(1, $1) as steps (step)
         ),
@@ -563,9 +691,9 @@ begin
         ),
 
         groups as (
-            select breakdown_value from counted
+            select counted.breakdown_value from counted
             union
-            select null::text where {no_breakdown}
+            select null::text where %10$s
         ),
 
         filled as (
@@ -587,10 +715,10 @@ begin
                 filled.step,
                 $16[filled.step] as step_name,
                 filled.entities,
-                round(100.0 * filled.entities
-                    / nullif(first_value(filled.entities) over w_group, 0), 2) as pct_of_first,
-                round(100.0 * filled.entities
-                    / nullif(lag(filled.entities) over w_group, 0), 2) as pct_of_previous,
+                round(100.0 * filled.entities / nullif(first_value(filled.entities) over w_group, 0), 2)
+                    as pct_of_first,
+                round(100.0 * filled.entities / nullif(lag(filled.entities) over w_group, 0), 2)
+                    as pct_of_previous,
                 case when filled.step > 1 then filled.median_seconds_from_previous end
                     as median_seconds_from_previous,
                 first_value(filled.entities) over w_group as first_entities
@@ -608,31 +736,19 @@ begin
             final.median_seconds_from_previous
         from final
         order by final.first_entities desc, final.breakdown nulls first, final.step
-    $q$, entity_column, masks_sql, breakdown_sql);
-    query := replace(query, '{sessions}', case when needs_sessions then $s$
-        funnel_sessions as (
-            select session_id, device_type, traffic_source
-            from analytics.fact_sessions
-            where
-                session_start_at < $11::timestamptz + interval '1 day'
-                and session_end_at >= $10::timestamptz
-                and ($17::text [] is null or device_type = any($17))
-                and ($18::text [] is null or traffic_source = any($18))
-                and ($19::text [] is null or traffic_medium = any($19))
-                and ($20::text [] is null or traffic_campaign = any($20))
-        ),
-    $s$ else '' end);
-    query := replace(query, '{join}', case when needs_sessions
-        then 'left join funnel_sessions as s on e.session_id = s.session_id and e.event_date between $10 and $11'
-        else '' end);
-    query := replace(query, '{breakdown_value}',
-        case when breakdown_by is null then 'null::text' else 'funnel_events.breakdown_value' end);
-    query := replace(query, '{no_breakdown}', case when breakdown_by is null then 'true' else 'false' end);
+    $q$,
+        product_sql, candidates_sql, session_breakdown, fast_columns, fast_sql, entity_sql,
+        element_breakdown, masks_sql,
+        case when breakdown_by is null then 'null::text' else 'slow_elements.breakdown_value' end,
+        case when breakdown_by is null then 'true' else 'false' end
+    );
 
     return query execute query using
         n, events, categories, brands, product_ids, price_mins, price_maxs, page_paths, searches,
-        from_date, to_date, to_date + 1 + ceil(window_seconds / 86400)::integer, window_length,
-        window_seconds, order_by = 'any', names, devices, sources, mediums, campaigns;
+        from_date, to_date, to_date + 1 + ceil(window_us / 86400000000.0)::integer, window_length,
+        window_us, order_by = 'any', names, devices, sources, mediums, campaigns, codes, pattern,
+        cast(extract(epoch from from_date::timestamptz) * 1000000 as bigint),
+        cast(extract(epoch from (to_date + 1)::timestamptz) * 1000000 as bigint);
 end
 $fn$;
 {%- endmacro %}

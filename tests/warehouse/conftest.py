@@ -17,6 +17,7 @@ MART_KEYS = {
     "fact_order_items": "order_item_id",
     "fact_sessions": "session_id",
     "fact_funnels": "session_id",
+    "fact_session_sequences": "session_id",
     "dim_products": "product_id",
     "dim_users": "user_key",
     "agg_events_hourly": "event_hour, event_name, device_type, traffic_source",

@@ -34,8 +34,7 @@ class Ev:
     price: float | None
     page_path: str | None
     search: str | None
-    order_items: tuple[str, ...]
-    item_prices: tuple[float | None, ...]
+    order_items: tuple[tuple, ...]  # (product_id, category, brand, price) of each item's product
 
 
 def _moment(value: str) -> datetime:
@@ -96,14 +95,25 @@ def events_from_lines(lines: list[object]) -> list[Ev]:
                 product_id=product_id,
                 category=_text(attribute(product_id, "category")),
                 brand=_text(attribute(product_id, "brand")),
-                price=float(price) if price is not None else None,
+                price=_number(price),
                 page_path=(event.get("page") or {}).get("path"),
                 search=(event.get("search") or {}).get("query"),
-                order_items=tuple(str(item.get("product_id")) for item in items),
-                item_prices=tuple(item.get("price") for item in items),
+                order_items=tuple(
+                    (
+                        str(item.get("product_id")),
+                        _text(attribute(item.get("product_id"), "category")),
+                        _text(attribute(item.get("product_id"), "brand")),
+                        _number(attribute(item.get("product_id"), "price")),
+                    )
+                    for item in items
+                ),
             )
         )
     return out
+
+
+def _number(value) -> float | None:
+    return float(value) if value is not None else None
 
 
 def _product_matches(step: dict, product_id, category, brand, price) -> bool:
@@ -123,7 +133,7 @@ def _product_matches(step: dict, product_id, category, brand, price) -> bool:
     return True
 
 
-def matches(step: dict, ev: Ev, products: dict[str, Ev]) -> bool:
+def matches(step: dict, ev: Ev) -> bool:
     if ev.name != step["event"].strip().lower():
         return False
     if step.get("page_path") and not (ev.page_path or "").startswith(step["page_path"]):
@@ -135,11 +145,7 @@ def matches(step: dict, ev: Ev, products: dict[str, Ev]) -> bool:
     ):
         return True
     if ev.name == "purchase":
-        for item_id, item_price in zip(ev.order_items, ev.item_prices, strict=True):
-            known = products.get(item_id)
-            price = float(item_price) if item_price is not None else None
-            if _product_matches(step, item_id, known and known.category, known and known.brand, price):
-                return True
+        return any(_product_matches(step, *item) for item in ev.order_items)
         return False
     return _product_matches(step, ev.product_id, ev.category, ev.brand, ev.price)
 
@@ -231,7 +237,6 @@ def funnel(events: list[Ev], spec: dict, sessions: dict[str, dict]) -> list[tupl
     first, last = date.fromisoformat(spec["from"]), date.fromisoformat(spec["to"])
     window = parse_window(spec.get("window", "14 days"))
     by = spec.get("breakdown")
-    products = {ev.product_id: ev for ev in events if ev.product_id}
     entity_of = (lambda ev: ev.user_key) if spec.get("count") == "users" else (lambda ev: ev.session_id)
     filters = {key: spec.get(key) for key in ("device", "source", "medium", "campaign") if spec.get(key)}
 
@@ -256,7 +261,7 @@ def funnel(events: list[Ev], spec: dict, sessions: dict[str, dict]) -> list[tupl
         entity_events.sort(key=lambda ev: ev.at)
         marked = []
         for ev in entity_events:
-            matched = {k + 1 for k, step in enumerate(steps) if matches(step, ev, products)}
+            matched = {k + 1 for k, step in enumerate(steps) if matches(step, ev)}
             if 1 in matched and not (first <= ev.at.date() <= last and session_passes(ev)):
                 matched.discard(1)
             if matched:

@@ -5,6 +5,7 @@ an error that names what is wrong."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
@@ -217,3 +218,179 @@ def test_values_are_bound_never_spliced(generated):
     }
     assert [row[2] for row in run_funnel(env, spec)] == [0]
     assert rawdata.query(env, "select count(*) > 0 from analytics.fact_events")[0][0]
+
+
+# --- a hand-made history: ties, repeated and overlapping steps, midnight, windows to the
+# microsecond, a guest who signs in, a late event, a resent duplicate and a bot
+
+DAY1 = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def _hand_made() -> tuple[list[dict], list[dict]]:
+    """Two batches of raw lines (the second holds a late event and a resent duplicate)."""
+    ev = rawdata.event
+    t = DAY1 + timedelta(hours=10)
+    first = [
+        # a: view and cart at one instant, then a purchase
+        ev("product_view", t, session_id="a", anonymous_id="va", product="p-1"),
+        ev("add_to_cart", t, session_id="a", anonymous_id="va", product="p-1", quantity=1),
+        ev(
+            "purchase",
+            t + timedelta(seconds=5),
+            session_id="a",
+            anonymous_id="va",
+            order=rawdata.order_payload("o-a", [("p-1", 1)]),
+        ),
+        # b: two views at one instant (a repeated step reached by ties), c: one view
+        ev("product_view", t, session_id="b", anonymous_id="vb", product="p-2"),
+        ev("product_view", t, session_id="b", anonymous_id="vb", product="p-3"),
+        ev("product_view", t, session_id="c", anonymous_id="vc", product="p-2"),
+        # d: a Peak view and a cart at one instant: "view, cart, Peak view" needs two views
+        ev("product_view", t, session_id="d", anonymous_id="vd", product="p-3"),
+        ev("add_to_cart", t, session_id="d", anonymous_id="vd", product="p-3", quantity=1),
+        # e: across midnight
+        ev(
+            "page_view", DAY1 + timedelta(hours=23, minutes=59, seconds=50), session_id="e", anonymous_id="ve"
+        ),
+        ev(
+            "product_view",
+            DAY1 + timedelta(days=1, seconds=10),
+            session_id="e",
+            anonymous_id="ve",
+            product="p-4",
+        ),
+        # f: a cart exactly 11 minutes after a view, to the microsecond; g: 11 minutes and 1 µs
+        ev("product_view", t, session_id="f", anonymous_id="vf", product="p-1"),
+        ev(
+            "add_to_cart",
+            t + timedelta(minutes=11),
+            session_id="f",
+            anonymous_id="vf",
+            product="p-1",
+            quantity=1,
+        ),
+        ev("product_view", t, session_id="g", anonymous_id="vg", product="p-1"),
+        ev(
+            "add_to_cart",
+            t + timedelta(minutes=11, microseconds=1000),
+            session_id="g",
+            anonymous_id="vg",
+            product="p-1",
+            quantity=1,
+        ),
+        # h then i: a guest views, signs in a day later in another session and buys
+        ev("product_view", t, session_id="h", anonymous_id="vh", product="p-2"),
+        ev("sign_in", t + timedelta(days=1), session_id="i", anonymous_id="vh", user_id="u-h"),
+        ev(
+            "purchase",
+            t + timedelta(days=1, minutes=1),
+            session_id="i",
+            anonymous_id="vh",
+            user_id="u-h",
+            order=rawdata.order_payload("o-h", [("p-2", 1)]),
+        ),
+        # a bot's session
+        ev(
+            "product_view", t, session_id="bot", anonymous_id="vbot", product="p-1", user_agent=rawdata.BOT_UA
+        ),
+        ev(
+            "add_to_cart",
+            t,
+            session_id="bot",
+            anonymous_id="vbot",
+            product="p-1",
+            quantity=1,
+            user_agent=rawdata.BOT_UA,
+        ),
+        # j: out of order (cart, then view)
+        ev("add_to_cart", t, session_id="j", anonymous_id="vj", product="p-4", quantity=1),
+        ev("product_view", t + timedelta(seconds=30), session_id="j", anonymous_id="vj", product="p-4"),
+    ]
+    late_cart = ev(
+        "add_to_cart",
+        t + timedelta(seconds=20),
+        session_id="c",
+        anonymous_id="vc",
+        product="p-2",
+        quantity=1,
+        received_at=t + timedelta(days=2),
+    )
+    second = [late_cart, dict(first[0])]  # the late cart of session c, and a resent copy of a's view
+    return first, second
+
+
+@pytest.fixture(scope="module")
+def hand_made(make_database, dbt):
+    env = make_database()
+    rawdata.create_raw_schema(env)
+    first, second = _hand_made()
+    rawdata.insert_raw(env, first, loaded_at=DAY1 + timedelta(days=1, hours=12), object_key="events/1.json")
+    dbt(env, "build")
+    rawdata.insert_raw(env, second, loaded_at=DAY1 + timedelta(days=2, hours=12), object_key="events/2.json")
+    dbt(env, "build")
+    lines = first + second
+    events = funnel_oracle.events_from_lines(lines)
+    return env, events, funnel_oracle.sessions_from_lines(events, lines)
+
+
+def _counts(env, spec):
+    return [row[2] for row in run_funnel(env, spec)]
+
+
+WHOLE = {"from": "2026-03-02", "to": "2026-03-04"}
+HAND_MADE_CASES = [
+    # (spec, the entities at each step, worked out by hand)
+    ({"steps": [{"event": "product_view"}, {"event": "add_to_cart"}, {"event": "purchase"}]}, [9, 5, 1]),
+    ({"steps": [{"event": "add_to_cart"}, {"event": "product_view"}]}, [6, 3]),
+    ({"steps": [{"event": "product_view"}, {"event": "product_view"}]}, [9, 1]),
+    (
+        {
+            "steps": [
+                {"event": "product_view"},
+                {"event": "add_to_cart"},
+                {"event": "product_view", "brand": "peak"},
+            ]
+        },
+        [9, 5, 0],
+    ),
+    ({"steps": [{"event": "product_view"}, {"event": "add_to_cart"}], "window": "11 minutes"}, [9, 4]),
+    ({"steps": [{"event": "product_view"}, {"event": "add_to_cart"}], "window": "10 minutes"}, [9, 3]),
+    ({"steps": [{"event": "product_view"}, {"event": "purchase"}], "count": "users"}, [9, 2]),
+    ({"steps": [{"event": "product_view"}, {"event": "purchase"}]}, [9, 1]),
+    (
+        {
+            "steps": [{"event": "page_view"}, {"event": "product_view"}],
+            "from": "2026-03-03",
+            "to": "2026-03-03",
+        },
+        [0, 0],
+    ),
+    (
+        {
+            "steps": [{"event": "page_view"}, {"event": "product_view"}],
+            "from": "2026-03-02",
+            "to": "2026-03-02",
+        },
+        [1, 1],
+    ),
+    (
+        {
+            "steps": [{"event": "product_view"}, {"event": "add_to_cart"}],
+            "order": "any",
+            "window": "1 minute",
+        },
+        [9, 4],
+    ),
+    ({"steps": [{"event": "product_view"}, {"event": "product_view"}], "order": "any"}, [9, 1]),
+    ({"steps": [{"event": "purchase", "brand": "Nimbus"}], "count": "users"}, [1]),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"), HAND_MADE_CASES, ids=[str(i) for i in range(len(HAND_MADE_CASES))]
+)
+def test_the_hand_made_history_by_hand_and_by_the_reference(hand_made, spec, expected):
+    env, events, sessions = hand_made
+    spec = {**WHOLE, **spec}
+    assert [row[2] for row in oracle(events, sessions, spec)] == expected  # the reference, checked by hand
+    assert ordered_rows(run_funnel(env, spec)) == ordered_rows(oracle(events, sessions, spec))
