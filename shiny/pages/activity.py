@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import plots
 import queries
-from filters import filter_bar_server, filter_bar_ui
+import viewstate as vs
+from filters import SharedFilters, default_events, filter_bar_server, filter_bar_ui, latest_choices
 from inputs import checked_choice
 from querying import SessionDb
 from widgets import widget_server, widget_ui
@@ -29,23 +30,39 @@ TIME_ZONES = [
     "Australia/Sydney",
 ]
 BREAKDOWN_LABELS = {"device_type": "Device", "traffic_source": "Traffic source"}
+TZ = vs.Choice("tz", "tz", TIME_ZONES, "UTC")
+BREAKDOWN = vs.Choice("breakdown", "breakdown", BREAKDOWN_LABELS, "device_type")
+SCALE = vs.Choice("scale", "scale", plots.SCALES, "linear")
+# the page's view in the URL (viewstate.py)
+URL_PARAMS = (
+    *vs.SHARED,
+    TZ,
+    vs.Known("events", "filters-events", "event_name", default_events),
+    BREAKDOWN,
+    SCALE,
+)
 
 
 @module.ui
-def activity_ui(c: dict):
+def activity_ui(c: dict, state: dict):
     return ui.nav_panel(
         "Activity",
         filter_bar_ui(
             "filters",
             c,
             "dates",
-            ui.input_select("tz", "Reporting time zone", TIME_ZONES),
+            ui.input_select("tz", "Reporting time zone", TIME_ZONES, selected=state[TZ]),
             "events",
             "devices",
             "sources",
-            ui.input_radio_buttons("breakdown", "Breakdown", BREAKDOWN_LABELS, inline=True),
-            ui.input_radio_buttons("scale", "Scale (events per hour)", plots.SCALES, inline=True),
+            ui.input_radio_buttons(
+                "breakdown", "Breakdown", BREAKDOWN_LABELS, selected=state[BREAKDOWN], inline=True
+            ),
+            ui.input_radio_buttons(
+                "scale", "Scale (events per hour)", plots.SCALES, selected=state[SCALE], inline=True
+            ),
             dates_label="Dates (local)",
+            state=state,
         ),
         ui.layout_columns(
             widget_ui("hourly", "Events per hour", kind="plot"),
@@ -61,8 +78,9 @@ def activity_ui(c: dict):
 
 
 @module.server
-def activity_server(input: Inputs, output: Outputs, session: Session, db: SessionDb):
-    bar = filter_bar_server("filters", FILTERS, db)
+def activity_server(input: Inputs, output: Outputs, session: Session, db: SessionDb, shared: SharedFilters):
+    """Returns the page's view (for the URL): a function reading its inputs."""
+    bar = filter_bar_server("filters", FILTERS, db, shared, "activity")
 
     def local() -> dict:
         tz = checked_choice(input.tz(), TIME_ZONES)  # a fixed list, never free text
@@ -122,3 +140,4 @@ def activity_server(input: Inputs, output: Outputs, session: Session, db: Sessio
         lambda df: plots.lines_by_group(df, "session_date", "campaign", "sessions", "sessions"),
         filename="campaign_sessions.csv",
     )
+    return lambda: vs.read_state(session, URL_PARAMS, latest_choices())

@@ -9,7 +9,8 @@ import filters
 import pandas as pd
 import plotly.graph_objects as go
 import plots
-from filters import filter_bar_server, filter_bar_ui
+import viewstate as vs
+from filters import SharedFilters, filter_bar_server, filter_bar_ui, latest_choices
 from inputs import checked_choice
 from queries import behaviour as q
 from querying import SessionDb
@@ -35,8 +36,16 @@ def checked_first_step(value) -> str | None:
     return checked_choice(value, allowed) or None
 
 
+FIRST_STEP = vs.Choice(
+    "first_step", "first_step", lambda c: first_step_choices(c["kinds"].get("event_name", [])), ANY_STEP
+)
+COHORTS = vs.Choice("cohorts", "cohorts", q.RETENTION_KINDS, "visitors")
+# the page's view in the URL (viewstate.py)
+URL_PARAMS = (*vs.SHARED, FIRST_STEP, COHORTS)
+
+
 @module.ui
-def behaviour_ui(c: dict):
+def behaviour_ui(c: dict, state: dict):
     return ui.nav_panel(
         "Behaviour",
         filter_bar_ui(
@@ -44,9 +53,15 @@ def behaviour_ui(c: dict):
             c,
             *FILTERS,
             ui.input_select(
-                "first_step", "Flow: first step", first_step_choices(c["kinds"].get("event_name", []))
+                "first_step",
+                "Flow: first step",
+                first_step_choices(c["kinds"].get("event_name", [])),
+                selected=state[FIRST_STEP],
             ),
-            ui.input_radio_buttons("cohorts", "Cohorts", q.RETENTION_KINDS, inline=True),
+            ui.input_radio_buttons(
+                "cohorts", "Cohorts", q.RETENTION_KINDS, selected=state[COHORTS], inline=True
+            ),
+            state=state,
         ),
         ui.layout_columns(
             widget_ui(
@@ -149,8 +164,9 @@ def attribution_figure(df: pd.DataFrame) -> go.Figure:
 
 
 @module.server
-def behaviour_server(input: Inputs, output: Outputs, session: Session, db: SessionDb):
-    bar = filter_bar_server("filters", FILTERS, db)
+def behaviour_server(input: Inputs, output: Outputs, session: Session, db: SessionDb, shared: SharedFilters):
+    """Returns the page's view (for the URL): a function reading its inputs."""
+    bar = filter_bar_server("filters", FILTERS, db, shared, "behaviour")
     results = db.side_by_side(
         lambda: (bar.dates(), bar.segment()),
         {
@@ -187,3 +203,4 @@ def behaviour_server(input: Inputs, output: Outputs, session: Session, db: Sessi
         attribution_figure,
         filename="attribution_by_channel.csv",
     )
+    return lambda: vs.read_state(session, URL_PARAMS, latest_choices())

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import plots
 import queries
-from filters import filter_bar_server, filter_bar_ui
+import viewstate as vs
+from filters import SharedFilters, filter_bar_server, filter_bar_ui, latest_choices
 from inputs import checked_choice
 from querying import SessionDb
 from widgets import widget_server, widget_ui
@@ -15,17 +16,23 @@ from shiny import Inputs, Outputs, Session, module, render, ui
 
 FILTERS = ("dates", "devices", "sources")
 BREAKDOWN_LABELS = {"device_type": "Device", "traffic_source": "Traffic source", "week": "Week"}
+BREAKDOWN = vs.Choice("breakdown", "breakdown", BREAKDOWN_LABELS, "device_type")
+# the page's view in the URL (viewstate.py)
+URL_PARAMS = (*vs.SHARED, BREAKDOWN)
 
 
 @module.ui
-def funnel_ui(c: dict):
+def funnel_ui(c: dict, state: dict):
     return ui.nav_panel(
         "Funnel",
         filter_bar_ui(
             "filters",
             c,
             *FILTERS,
-            ui.input_radio_buttons("breakdown", "Breakdown", BREAKDOWN_LABELS, inline=True),
+            ui.input_radio_buttons(
+                "breakdown", "Breakdown", BREAKDOWN_LABELS, selected=state[BREAKDOWN], inline=True
+            ),
+            state=state,
         ),
         ui.output_ui("kpis"),
         ui.tags.details(
@@ -61,8 +68,9 @@ def _minutes(seconds) -> str:
 
 
 @module.server
-def funnel_server(input: Inputs, output: Outputs, session: Session, db: SessionDb):
-    bar = filter_bar_server("filters", FILTERS, db)
+def funnel_server(input: Inputs, output: Outputs, session: Session, db: SessionDb, shared: SharedFilters):
+    """Returns the page's view (for the URL): a function reading its inputs."""
+    bar = filter_bar_server("filters", FILTERS, db, shared, "funnel")
     results = db.side_by_side(
         lambda: (bar.dates(), bar.segment()),
         {
@@ -123,3 +131,4 @@ def funnel_server(input: Inputs, output: Outputs, session: Session, db: SessionD
         lambda df: plots.funnel_breakdown_figure(df, queries.step_labels()),
         filename="funnel_breakdown.csv",
     )
+    return lambda: vs.read_state(session, URL_PARAMS, latest_choices())

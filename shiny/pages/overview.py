@@ -7,7 +7,8 @@ from __future__ import annotations
 import formatting as fmt
 import plots
 import queries
-from filters import filter_bar_server, filter_bar_ui
+import viewstate as vs
+from filters import SharedFilters, default_events, filter_bar_server, filter_bar_ui, latest_choices
 from inputs import checked_choice
 from querying import SessionDb
 from widgets import widget_server, widget_ui
@@ -17,18 +18,25 @@ from shiny import Inputs, Outputs, Session, module, render, ui
 
 FILTERS = ("dates", "events", "devices", "sources")
 GRAIN_LABELS = {"auto": "Auto", "hour": "Hour", "day": "Day", "week": "Week"}
+GRAIN = vs.Choice("grain", "grain", GRAIN_LABELS, "auto")
+SCALE = vs.Choice("scale", "scale", plots.SCALES, "linear")
+# the page's view in the URL (viewstate.py)
+URL_PARAMS = (*vs.SHARED, vs.Known("events", "filters-events", "event_name", default_events), GRAIN, SCALE)
 
 
 @module.ui
-def overview_ui(c: dict):
+def overview_ui(c: dict, state: dict):
     return ui.nav_panel(
         "Overview",
         filter_bar_ui(
             "filters",
             c,
             *FILTERS,
-            ui.input_radio_buttons("grain", "Time series by", GRAIN_LABELS, inline=True),
-            ui.input_radio_buttons("scale", "Scale", plots.SCALES, inline=True),
+            ui.input_radio_buttons(
+                "grain", "Time series by", GRAIN_LABELS, selected=state[GRAIN], inline=True
+            ),
+            ui.input_radio_buttons("scale", "Scale", plots.SCALES, selected=state[SCALE], inline=True),
+            state=state,
         ),
         ui.output_ui("kpis"),
         ui.tags.details(
@@ -80,8 +88,9 @@ def kpi_row(df):
 
 
 @module.server
-def overview_server(input: Inputs, output: Outputs, session: Session, db: SessionDb):
-    bar = filter_bar_server("filters", FILTERS, db)
+def overview_server(input: Inputs, output: Outputs, session: Session, db: SessionDb, shared: SharedFilters):
+    """Returns the page's view (for the URL): a function reading its inputs."""
+    bar = filter_bar_server("filters", FILTERS, db, shared, "overview")
 
     def grain() -> str:
         chosen = checked_choice(input.grain(), GRAIN_LABELS)
@@ -131,3 +140,4 @@ def overview_server(input: Inputs, output: Outputs, session: Session, db: Sessio
         to_table=lambda df: df.drop(columns=["is_high_attention_low_conversion"]),
         filename="top_products.csv",
     )
+    return lambda: vs.read_state(session, URL_PARAMS, latest_choices())

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pandas as pd
 import plots
 import queries
-from filters import filter_bar_server, filter_bar_ui
+import viewstate as vs
+from filters import SharedFilters, filter_bar_server, filter_bar_ui, latest_choices
 from inputs import checked_choice
 from querying import SessionDb
 from widgets import widget_server, widget_ui
@@ -25,13 +26,28 @@ RANKINGS = {
 }
 # the column of `product_performance` a ranking's bars show
 RANKING_COLUMNS = {"purchase_rate": "purchase_rate_pct"}
+RANK = vs.Choice("rank", "rank", RANKINGS, "views")
+# the page's view in the URL (viewstate.py): the dates (no device or source filter here)
+URL_PARAMS = (
+    vs.DATES,
+    vs.Known("category", "filters-categories", "product_category"),
+    vs.Known("brand", "filters-brands", "product_brand"),
+    vs.PriceRange(),
+    RANK,
+)
 
 
 @module.ui
-def products_ui(c: dict):
+def products_ui(c: dict, state: dict):
     return ui.nav_panel(
         "Products",
-        filter_bar_ui("filters", c, *FILTERS, ui.input_select("rank", "Rank by", RANKINGS)),
+        filter_bar_ui(
+            "filters",
+            c,
+            *FILTERS,
+            ui.input_select("rank", "Rank by", RANKINGS, selected=state[RANK]),
+            state=state,
+        ),
         ui.layout_columns(
             widget_ui(
                 "performance",
@@ -67,8 +83,9 @@ def _flag_styles(df: pd.DataFrame) -> list:
 
 
 @module.server
-def products_server(input: Inputs, output: Outputs, session: Session, db: SessionDb):
-    bar = filter_bar_server("filters", FILTERS, db)
+def products_server(input: Inputs, output: Outputs, session: Session, db: SessionDb, shared: SharedFilters):
+    """Returns the page's view (for the URL): a function reading its inputs."""
+    bar = filter_bar_server("filters", FILTERS, db, shared, "products")
     results = db.side_by_side(
         lambda: (bar.dates(), bar.products()),
         {
@@ -114,3 +131,4 @@ def products_server(input: Inputs, output: Outputs, session: Session, db: Sessio
         filename="brands.csv",
     )
     widget_server("rare", results["rare"], "table", filename="rarely_viewed.csv")
+    return lambda: vs.read_state(session, URL_PARAMS, latest_choices())
