@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import logging
 import re
 import time
@@ -32,11 +33,15 @@ PUBLISHED = (
     "agg_retention_weekly",
     "fact_attribution",
     "dim_products",
+    "fact_session_sequences",
+    "fact_order_items",
     "rejected_events",
     "load_health",
     "dashboard_settings",
 )
-"""What the dashboards read (shiny/queries/)."""
+"""What the dashboards read (shiny/queries/), and what the funnel engine reads
+(analytics.funnel: fact_session_sequences, fact_order_items, dim_products), which publish()
+installs with them."""
 BATCH_ROWS = 50_000
 
 
@@ -88,10 +93,21 @@ def reader_grants(
     return statements
 
 
-def _copy_line_sql(name: str) -> str:
+def _copy_line_sql(name: str, data_type: str = "text") -> str:
     """A column as COPY text: NULL as \\N; backslash, tab, newline and CR escaped; timestamps in
-    UTC (the session time zone), decimals and JSON as written."""
-    text = f"cast(`{name}` as string)"
+    UTC (the session time zone), decimals and JSON as written; an array as PostgreSQL's array
+    literal ({a,NULL,"b c"}: texts quoted, quotes and backslashes escaped)."""
+    if data_type.endswith("[]"):
+        if data_type.startswith(("text", "varchar", "character")):
+            element = r"""concat('"', replace(replace(v, r'\', r'\\'), '"', r'\"'), '"')"""
+        else:
+            element = "cast(v as string)"
+        text = (
+            f"case when `{name}` is not null then concat('{{', array_join("
+            f"transform(`{name}`, v -> case when v is null then 'NULL' else {element} end), ','), '}}') end"
+        )
+    else:
+        text = f"cast(`{name}` as string)"
     for char, escaped in (
         (r"r'\'", r"r'\\'"),
         ("char(9)", r"r'\t'"),
@@ -104,7 +120,11 @@ def _copy_line_sql(name: str) -> str:
 
 def _spark_lines(spark, table: str, columns: list[tuple[str, str]]):
     """The Spark table's rows as COPY text lines, built by Spark (one string per row)."""
-    line = "concat_ws(char(9), " + ", ".join(_copy_line_sql(name) for name, _ in columns) + ")"
+    line = (
+        "concat_ws(char(9), "
+        + ", ".join(_copy_line_sql(name, data_type) for name, data_type in columns)
+        + ")"
+    )
     return spark.sql(f"select {line} as line from analytics.{table}").toLocalIterator()  # noqa: S608
 
 
@@ -183,6 +203,50 @@ def publish(spark, tables=PUBLISHED, reader_role: str | None = "clickstream_read
         )
     conn = connect()
     try:
-        return {t: publish_table(spark, conn, t, contracts[t], reader_role) for t in tables}
+        published = {t: publish_table(spark, conn, t, contracts[t], reader_role) for t in tables}
+        if "fact_session_sequences" in tables:
+            install_funnel_engine(conn, reader_role)
+        return published
     finally:
         conn.close()
+
+
+def _dbt_vars() -> dict:
+    return yaml.safe_load((ROOT / "dbt_project.yml").read_text()).get("vars", {})
+
+
+def funnel_engine_statement(reader_role: str | None) -> str:
+    """The statement that installs analytics.funnel as a PostgreSQL build's on-run-end hook does:
+    the dbt macro install_funnel_engine (dbt_project/macros/funnel_engine.sql), rendered here with
+    the project's vars, since a Spark build has no PostgreSQL target to run it."""
+    import jinja2
+
+    source = (ROOT / "dbt_project" / "macros" / "funnel_engine.sql").read_text()
+
+    def body(name: str) -> str:
+        pattern = r"{%\s*macro " + re.escape(name) + r"\(\)\s*-?%}(.*?){%-?\s*endmacro\s*%}"
+        found = re.search(pattern, source, re.S)
+        if not found:
+            raise SystemExit(f"no macro {name} in dbt_project/macros/funnel_engine.sql")
+        return found.group(1)
+
+    settings = _dbt_vars()
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    codes = {name: letters[i] for i, name in enumerate(settings["known_event_names"])}
+    env = jinja2.Environment(autoescape=False)  # noqa: S701 (SQL, not HTML)
+    context = {
+        "var": lambda name, default=None: (
+            reader_role if name == "dashboard_role" and reader_role else settings.get(name, default)
+        ),
+        "tojson": lambda value: json.dumps(value, sort_keys=True),
+        "funnel_event_codes": lambda: codes,
+    }
+    context["funnel_engine_sql"] = lambda: env.from_string(body("funnel_engine_sql")).render(**context)
+    return env.from_string(body("postgres__install_funnel_engine")).render(**context)
+
+
+def install_funnel_engine(conn, reader_role: str | None) -> None:
+    with conn.cursor() as cur:
+        cur.execute(funnel_engine_statement(reader_role))
+    conn.commit()
+    log.info("Installed analytics.funnel")

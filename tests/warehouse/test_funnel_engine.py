@@ -394,3 +394,17 @@ def test_the_hand_made_history_by_hand_and_by_the_reference(hand_made, spec, exp
     spec = {**WHOLE, **spec}
     assert [row[2] for row in oracle(events, sessions, spec)] == expected  # the reference, checked by hand
     assert ordered_rows(run_funnel(env, spec)) == ordered_rows(oracle(events, sessions, spec))
+
+
+def test_the_engine_a_spark_publish_installs_answers_the_same(generated):
+    """spark/publish.py renders the same dbt macro without dbt (a Spark build has no PostgreSQL
+    target): installed over the dbt-installed engine, it gives the same answers."""
+    from spark import publish
+
+    env, events, sessions = generated
+    days = sorted({ev.at.date() for ev in events})
+    spec = {**SPECS["window 10 minutes"], "from": days[0].isoformat(), "to": days[-1].isoformat()}
+    with rawdata.connect(env) as conn, conn.cursor() as cur:
+        cur.execute("drop function analytics.funnel(jsonb)")
+        cur.execute(publish.funnel_engine_statement("clickstream_reader"))
+    assert ordered_rows(run_funnel(env, spec)) == ordered_rows(oracle(events, sessions, spec))
