@@ -408,3 +408,50 @@ def test_the_engine_a_spark_publish_installs_answers_the_same(generated):
         cur.execute("drop function analytics.funnel(jsonb)")
         cur.execute(publish.funnel_engine_statement("clickstream_reader"))
     assert ordered_rows(run_funnel(env, spec)) == ordered_rows(oracle(events, sessions, spec))
+
+
+def test_the_dashboards_role_runs_funnels_and_saves_them_and_writes_nothing_else(generated):
+    """The read-only role calls the function, and may write the saved funnels (in a transaction
+    it makes read-write), nothing else."""
+    env, events, sessions = generated
+    days = sorted({ev.at.date() for ev in events})
+    spec = {**SPECS["users, 1 day"], "from": days[0].isoformat(), "to": days[-1].isoformat()}
+    conn = psycopg2.connect(
+        host=env["PGHOST"],
+        port=env["PGPORT"],
+        dbname=env["PGDATABASE"],
+        user=env["DASHBOARD_PGUSER"],
+        password=env["DASHBOARD_PGPASSWORD"],
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(FUNNEL, (json.dumps(spec),))
+            assert [row[2] for row in cur.fetchall()] == [row[2] for row in oracle(events, sessions, spec)]
+            with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+                cur.execute("insert into analytics.saved_funnels (name, spec) values ('x', '{}')")
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("set transaction read write")
+            cur.execute(
+                "insert into analytics.saved_funnels (name, spec) values (%s, %s)",
+                ("Buyers", json.dumps(spec)),
+            )
+            cur.execute(
+                "update analytics.saved_funnels set spec = %s where name = 'Buyers'", (json.dumps(spec),)
+            )
+        conn.commit()
+        with conn.cursor() as cur:
+            cur.execute("select spec, saved_by from analytics.saved_funnels where name = 'Buyers'")
+            assert cur.fetchone() == (spec, env["DASHBOARD_PGUSER"])
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("set transaction read write")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("insert into analytics.dim_products (product_id) values ('x')")
+        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("set transaction read write")
+            cur.execute("delete from analytics.saved_funnels where name = 'Buyers'")
+        conn.commit()
+    finally:
+        conn.close()
