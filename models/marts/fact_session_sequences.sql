@@ -27,6 +27,8 @@ events as (
     from {{ ref('fact_events') }}
 ),
 
+{{ touched_keys('touched_sessions', ref('fact_events'), 'session_id') }}
+
 sessions as (
     select
         session_id,
@@ -37,9 +39,8 @@ sessions as (
         traffic_medium,
         traffic_campaign
     from {{ ref('fact_sessions') }}
+    where {{ in_touched_keys_by_index('touched_sessions', 'session_id') }}
 ),
-
-{{ touched_keys('touched_sessions', ref('fact_events'), 'session_id') }}
 
 session_events as (
     select events.*
