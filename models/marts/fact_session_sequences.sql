@@ -54,7 +54,7 @@ coded_events as (
         sessions.session_start_at,
         case session_events.event_name
             {%- for name, code in codes.items() %}
-            when '{{ name }}' then '{{ code }}'
+                when '{{ name }}' then '{{ code }}'
             {%- endfor %}
             else '~'
         end as event_code
