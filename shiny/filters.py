@@ -136,8 +136,18 @@ class FilterBar:
     a date range that is not one, or an event type the warehouse does not hold, raises
     `inputs.InvalidInput` before any query runs."""
 
-    def __init__(self, input: Inputs) -> None:
+    def __init__(self, input: Inputs, session: Session | None = None) -> None:
         self._input = input
+        self._session = session
+
+    def apply(self, dates: tuple | None = None, devices=None, sources=None) -> None:
+        """Set the bar's dates, devices and sources (a saved funnel opened on the page)."""
+        if dates is not None:
+            ui.update_date_range("dates", start=dates[0], end=dates[1], session=self._session)
+        if devices is not None:
+            ui.update_selectize("devices", selected=list(devices), session=self._session)
+        if sources is not None:
+            ui.update_selectize("sources", selected=list(sources), session=self._session)
 
     def dates(self) -> tuple:
         return checked_dates(self._input.dates())
@@ -256,4 +266,4 @@ def filter_bar_server(
                 selected = initial.get(field, _default(field, choices))
                 ui.update_selectize(field, choices=choices, selected=list(selected))
 
-    return FilterBar(input)
+    return FilterBar(input, session)

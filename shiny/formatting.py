@@ -25,6 +25,20 @@ def pct(value, digits: int = 1) -> str:
     return "–" if _missing(value) else f"{float(value):,.{digits}f}%"
 
 
+def duration(seconds) -> str:
+    """A time span as a person reads it: "45 s", "3.2 min", "1.5 h", "2.1 days"."""
+    if _missing(seconds):
+        return "–"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def days(n: int) -> str:
     return "1 day" if n == 1 else f"{n} days"
 
@@ -49,7 +63,7 @@ def _cell(column: str, value, whole: bool) -> str:
         return ""
     if column in MONEY_COLUMNS:
         return money(value)
-    if column.endswith("_pct"):
+    if column.endswith("_pct") or column.startswith("% "):  # a rate: "% of first step" too
         return pct(value, 2 if column == "conversion_pct" else 1)
     return count(value) if whole else f"{float(value):,.2f}"
 

@@ -86,6 +86,70 @@ def funnel_figure(df: pd.DataFrame, step_labels: dict[str, str]) -> go.Figure:
     return fig
 
 
+FUNNEL_COLOURS = ["#2c7fb8", "#e6550d", "#31a354", "#756bb1", "#636363", "#d6616b", "#8c6d31", "#17becf"]
+BREAKDOWNS_DRAWN = 8  # a funnel broken down draws its largest values (the table lists them all)
+
+
+def _wrap(text: str, width: int = 28) -> str:
+    """A long step name on several lines (plotly's `<br>`), so the axis stays narrow."""
+    lines, line = [], ""
+    for word in str(text).split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "<br>".join([*lines, line])
+
+
+def custom_funnel_figure(df: pd.DataFrame, entities: str = "sessions") -> go.Figure:
+    """The builder's funnel (rows of `analytics.funnel`). Without a breakdown: how many
+    `entities` reach each step, with the drop-off from the step before. With one: each value's
+    share of its first step reaching each step, side by side (its largest `BREAKDOWNS_DRAWN`
+    values, in the function's order: most entities at step 1 first)."""
+    labels = {int(s): _wrap(f"{int(s)}. {n}") for s, n in zip(df["step"], df["step_name"], strict=True)}
+    if df["breakdown"].isna().all():
+        text = [
+            f"{int(n):,}" + ("" if pd.isna(p) else f"  (−{100 - float(p):.1f}%)")
+            for n, p in zip(df["entities"], df["pct_of_previous"], strict=True)
+        ]
+        fig = go.Figure(
+            go.Funnel(
+                y=[labels[int(s)] for s in df["step"]],
+                x=[int(v) for v in df["entities"]],
+                text=text,
+                textinfo="text",
+                marker={"color": "#2c7fb8"},
+                customdata=df[["pct_of_first"]].astype(float).round(1).to_numpy(),
+                hovertemplate=f"%{{y}}: %{{x:,}} {entities} (%{{customdata[0]}}% of the first step)<extra></extra>",
+            )
+        )
+        fig.update_yaxes(automargin=True)
+        fig.update_traces(cliponaxis=False)
+        fig.update_layout(margin={"l": 10, "r": 70})  # room for "(−82.4%)" beside a thin bar
+        return fig
+    fig = go.Figure()
+    drawn = list(dict.fromkeys(df["breakdown"]))[:BREAKDOWNS_DRAWN]
+    # colours by the values' alphabetical order: the same values get the same colours in the
+    # chart of the period before
+    colours = {v: FUNNEL_COLOURS[i % len(FUNNEL_COLOURS)] for i, v in enumerate(sorted(drawn, key=str))}
+    for value in drawn:
+        part = df[df["breakdown"] == value]
+        fig.add_trace(
+            go.Bar(
+                x=[labels[int(s)] for s in part["step"]],
+                y=part["pct_of_first"].astype(float).round(1),
+                name=str(value),
+                marker={"color": colours[value]},
+                customdata=part[["entities"]].to_numpy(),
+                hovertemplate=f"{value}, %{{x}}: %{{customdata[0]:,}} {entities} (%{{y}}% of its first step)"
+                "<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="group", yaxis_title=f"% of the {entities} at step 1")
+    return fig
+
+
 def lines_by_group(df: pd.DataFrame, x: str, group: str, y: str, y_title: str = "events") -> go.Figure:
     fig = go.Figure()
     for name, part in df.groupby(group, sort=True):

@@ -3,7 +3,8 @@ session's watch on the database (the outage banner, and every widget re-run on r
 
 A failed query never raises into Shiny: it gives a `QueryResult` with a plain message that
 the widget shows instead of its rows. A database error's own text goes to the log, never to
-the browser. Inputs are checked before a query runs (`inputs.py`): a refused value gives the
+the browser, but for a funnel spec the warehouse refuses (`queries.Refused`, SQLSTATE 22023):
+its message names what is wrong with the person's question, so the widget shows it. Inputs are checked before a query runs (`inputs.py`): a refused value gives the
 widget a plain message and no query at all.
 """
 
@@ -16,13 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 from db import POOL, POOL_SIZE, DatabaseUnavailable, ping
 from inputs import BAD_CHOICE, InvalidInput
-from queries import QueryResult
+from queries import QueryResult, Refused
 
 from shiny import reactive
 
 log = logging.getLogger("dashboards.app")
 
 QUERY_FAILED = "The query failed; the error is in the dashboard's log."
+REFUSED = "The warehouse cannot answer this funnel"
 POLL_SECONDS_UP = 10
 POLL_SECONDS_DOWN = 2
 
@@ -49,6 +51,9 @@ def fetch(state: DbState | None, fn: Callable[..., QueryResult], *args, **kwargs
             state.failed = True
         log.warning("database unavailable", extra={"query": fn.__name__, "error": str(exc)[:200]})
         return QueryResult(name=fn.__name__, sql="", error="The database cannot be reached right now.")
+    except Refused as exc:  # the person's question cannot be answered: say why, in their words
+        log.info("refused by the warehouse", extra={"query": fn.__name__, "error": str(exc)[:200]})
+        return QueryResult(name=fn.__name__, sql=exc.sql, error=f"{REFUSED}: {exc}.")
     except (ValueError, TypeError, ArithmeticError) as exc:  # an input outside its whitelist / type
         log.warning("rejected input", extra={"query": fn.__name__, "error": str(exc)[:200]})
         return QueryResult(name=fn.__name__, sql="", error=BAD_CHOICE)

@@ -1,52 +1,126 @@
-"""Funnel: KPIs (overall conversion, product view → checkout, biggest drop-off, median time to
-convert), sessions at each step, and the funnel side by side per device, source or week."""
+"""Funnel: the standard funnel (KPIs: overall conversion, product view → checkout, biggest
+drop-off, median time to convert; sessions at each step; the funnel side by side per device,
+source or week) and, once steps are chosen, the person's own funnel from the builder
+(`funnel_builder.py`): its chart and table for the dates, and the same funnel for the period of
+equal length just before, side by side."""
 
 from __future__ import annotations
 
+import formatting as fmt
+import funnel_spec as fs
 import pandas as pd
 import plots
 import queries
 import viewstate as vs
 from filters import SharedFilters, filter_bar_server, filter_bar_ui, latest_choices
-from inputs import checked_choice
+from funnel_builder import builder_server, builder_ui
+from inputs import InvalidInput, checked_choice
 from querying import SessionDb
 from widgets import widget_server, widget_ui
 
-from shiny import Inputs, Outputs, Session, module, render, ui
+from shiny import Inputs, Outputs, Session, module, reactive, render, ui
 
 FILTERS = ("dates", "devices", "sources")
 BREAKDOWN_LABELS = {"device_type": "Device", "traffic_source": "Traffic source", "week": "Week"}
 BREAKDOWN = vs.Choice("breakdown", "breakdown", BREAKDOWN_LABELS, "device_type")
-# the page's view in the URL (viewstate.py)
-URL_PARAMS = (*vs.SHARED, BREAKDOWN)
+# the page's view in the URL (viewstate.py): the standard funnel's breakdown, the builder's funnel
+URL_PARAMS = (*vs.SHARED, BREAKDOWN, fs.BUILDER)
+MEDIAN_TIME = "Median time from previous step"
+
+
+def _when(mode: str, initial: str) -> str:
+    """A conditional panel's condition: the builder's mode is `mode` (before the server says,
+    the mode the URL asks for)."""
+    return f"(output['builder-mode'] || '{initial}') === '{mode}'"
 
 
 @module.ui
 def funnel_ui(c: dict, state: dict):
+    builder = state[fs.BUILDER]
+    initial = "custom" if builder.steps else "standard"
     return ui.nav_panel(
         "Funnel",
         filter_bar_ui(
             "filters",
             c,
             *FILTERS,
-            ui.input_radio_buttons(
-                "breakdown", "Breakdown", BREAKDOWN_LABELS, selected=state[BREAKDOWN], inline=True
+            ui.panel_conditional(
+                _when("standard", initial),
+                ui.input_radio_buttons(
+                    "breakdown", "Breakdown", BREAKDOWN_LABELS, selected=state[BREAKDOWN], inline=True
+                ),
             ),
             state=state,
         ),
-        ui.output_ui("kpis"),
-        ui.tags.details(
-            ui.tags.summary("Show SQL of these figures", class_="small text-muted"),
-            ui.output_code("kpis_sql", placeholder=False),
-            class_="sql-details mb-2",
+        ui.panel_conditional(
+            _when("custom", initial),
+            ui.output_ui("custom_summary"),
+            ui.layout_columns(
+                widget_ui("custom", "Your funnel", kind="both"),
+                widget_ui("custom_previous", "The same funnel, previous period", kind="both"),
+                col_widths={"sm": 12, "lg": 6},
+                class_="custom-funnel",
+            ),
         ),
-        ui.layout_columns(
-            widget_ui("steps", "Sessions at each step", kind="both"),
-            widget_ui("breakdown_card", "Funnel side by side", kind="both"),
-            col_widths={"sm": 12, "lg": 6},
+        builder_ui("builder", c, builder),
+        ui.panel_conditional(
+            _when("standard", initial),
+            ui.output_ui("kpis"),
+            ui.tags.details(
+                ui.tags.summary("Show SQL of these figures", class_="small text-muted"),
+                ui.output_code("kpis_sql", placeholder=False),
+                class_="sql-details mb-2",
+            ),
+            ui.layout_columns(
+                widget_ui("steps", "Sessions at each step", kind="both"),
+                widget_ui("breakdown_card", "Funnel side by side", kind="both"),
+                col_widths={"sm": 12, "lg": 6},
+            ),
         ),
         value="funnel",
     )
+
+
+def custom_table(df: pd.DataFrame, count: str, breakdown: str) -> pd.DataFrame:
+    """The builder's rows as a person reads them: words as headers, rates in %, the median
+    time from the step before in readable units."""
+    out = pd.DataFrame()
+    if breakdown:
+        out[fs.BREAKDOWNS[breakdown].split(" (")[0]] = df["breakdown"].astype(str)
+    out["Step"] = [f"{int(s)}. {n}" for s, n in zip(df["step"], df["step_name"], strict=True)]
+    out[fs.COUNTS.get(count, "Sessions")] = df["entities"].astype("int64")
+    out["% of first step"] = df["pct_of_first"].astype(float).round(1)
+    out["% of previous step"] = df["pct_of_previous"].astype(float).round(1)
+    out[MEDIAN_TIME] = [
+        fmt.duration(v) if int(s) > 1 else ""
+        for s, v in zip(df["step"], df["median_seconds_from_previous"], strict=True)
+    ]
+    return out
+
+
+def _right_align_time(df: pd.DataFrame) -> list:
+    return [{"cols": [list(df.columns).index(MEDIAN_TIME)], "style": {"text-align": "right"}}]
+
+
+def _conversion(r) -> float | None:
+    """The share of the first step reaching the last (no breakdown), or None."""
+    if r.error or r.empty or r.df["breakdown"].notna().any():
+        return None
+    last = r.df["pct_of_first"].iloc[-1]
+    return None if last is None or pd.isna(last) else float(last)
+
+
+def _without_empty_funnel(result):
+    """A funnel nobody entered (no entity at step 1) as no rows: its card says "No data"."""
+
+    @reactive.calc
+    def shown():
+        r = result()
+        if r.error or r.empty or int(r.df["entities"].max()) > 0:
+            return r
+        return queries.QueryResult(name=r.name, sql=r.sql, df=r.df.iloc[0:0])
+
+    return shown
 
 
 def steps_table(df):
@@ -69,8 +143,75 @@ def _minutes(seconds) -> str:
 
 @module.server
 def funnel_server(input: Inputs, output: Outputs, session: Session, db: SessionDb, shared: SharedFilters):
-    """Returns the page's view (for the URL): a function reading its inputs."""
+    """Returns the page's view (for the URL): a function reading its inputs and the builder."""
     bar = filter_bar_server("filters", FILTERS, db, shared, "funnel")
+    opened = shared.restore("funnel", latest_choices()).get(fs.BUILDER) or fs.Builder()
+    builder = builder_server("builder", db, bar, opened)
+    custom = db.side_by_side(
+        lambda: (bar.dates(), bar.segment(), builder.state()),
+        {
+            "current": lambda: (queries.custom_funnel, builder.spec(), {}),
+            "previous": lambda: (queries.custom_funnel, builder.spec(previous=True), {}),
+        },
+    )
+    custom = {key: _without_empty_funnel(result) for key, result in custom.items()}
+
+    def custom_figure(df):
+        return plots.custom_funnel_figure(df, builder.state().count)
+
+    def custom_rows(df):
+        b = builder.state()
+        return custom_table(df, b.count, b.breakdown)
+
+    widget_server(
+        "custom",
+        custom["current"],
+        "both",
+        custom_figure,
+        custom_rows,
+        _right_align_time,
+        filename="funnel.csv",
+    )
+    widget_server(
+        "custom_previous",
+        custom["previous"],
+        "both",
+        custom_figure,
+        custom_rows,
+        _right_align_time,
+        filename="funnel_previous_period.csv",
+    )
+
+    @render.ui
+    def custom_summary():
+        b = builder.state()
+        try:
+            start, end = bar.dates()
+            before = queries.previous_period(start, end)
+        except (InvalidInput, OverflowError):
+            return None
+        if not b.steps:
+            return None
+        counted = fs.COUNTS[b.count].lower()
+        order = "in this order" if b.order == "ordered" else "in any order"
+        now, then = _conversion(custom["current"]()), _conversion(custom["previous"]())
+        parts = [
+            ui.span(
+                f"{fs.COUNTS[b.count]} whose step 1 falls in {start} – {end} (UTC), ", class_="custom-period"
+            ),
+            ui.span(f"the {len(b.steps)} steps {order} within {b.window}; ", class_="custom-rule"),
+            ui.span(f"previous period {before[0]} – {before[1]}.", class_="custom-previous-period"),
+        ]
+        if now is not None:
+            change = f" (previous period: {fmt.pct(then)})" if then is not None else ""
+            parts.append(
+                ui.div(
+                    ui.span(f"{fmt.pct(now)}", class_="fw-semibold custom-conversion"),
+                    f" of the {counted} at step 1 reach step {len(b.steps)}{change}.",
+                )
+            )
+        return ui.div(*parts, class_="small mb-2 custom-summary")
+
     results = db.side_by_side(
         lambda: (bar.dates(), bar.segment()),
         {
@@ -131,4 +272,4 @@ def funnel_server(input: Inputs, output: Outputs, session: Session, db: SessionD
         lambda df: plots.funnel_breakdown_figure(df, queries.step_labels()),
         filename="funnel_breakdown.csv",
     )
-    return lambda: vs.read_state(session, URL_PARAMS, latest_choices())
+    return lambda: {**vs.read_state(session, URL_PARAMS, latest_choices()), fs.BUILDER: builder.state()}

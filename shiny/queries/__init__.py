@@ -6,7 +6,8 @@ inlined by psycopg2's `cursor.mogrify`, ready to paste into psql.
 - `base.py`: running a query, whitelists, and `segment_filter`, the device/source fragment
   every segmented query shares;
 - `settings.py`: funnel steps, labels and freshness thresholds, read from the dbt project;
-- `choices.py` (filters' choices), `health.py` (data-health bar), `overview.py`, `funnel.py`,
+- `choices.py` (filters' choices), `health.py` (data-health bar), `overview.py`, `funnel.py`
+  (with the builder's `custom_funnel` and the saved funnels),
   `products.py`, `activity.py`.
 
 The dashboards read only the marts in schema `analytics`, as the read-only role (`db.py`).
@@ -21,9 +22,17 @@ from .activity import (
     events_by_local_day,
     hour_weekday_heatmap,
 )
-from .base import QueryResult, _plain, run, segment_filter
+from .base import QueryResult, Refused, _plain, run, segment_filter
 from .choices import date_bounds, filter_choices, price_bounds
-from .funnel import FUNNEL_BREAKDOWNS, funnel_breakdown, funnel_steps, funnel_time_to_convert
+from .funnel import (
+    FUNNEL_BREAKDOWNS,
+    custom_funnel,
+    funnel_breakdown,
+    funnel_steps,
+    funnel_time_to_convert,
+    save_funnel,
+    saved_funnels,
+)
 from .health import data_health, full_check
 from .overview import (
     GRAINS,
@@ -52,12 +61,14 @@ __all__ = [
     "PRODUCT_ROLLUPS",
     "TIME_SERIES_EVENTS",
     "QueryResult",
+    "Refused",
     "Settings",
     "_plain",
     "activity_breakdown",
     "auto_grain",
     "campaign_sessions_per_day",
     "conversion_by_weekday",
+    "custom_funnel",
     "dashboard_settings",
     "data_health",
     "full_check",
@@ -79,6 +90,8 @@ __all__ = [
     "product_rollup",
     "rarely_viewed_products",
     "run",
+    "save_funnel",
+    "saved_funnels",
     "segment_filter",
     "settings",
     "step_labels",

@@ -19,6 +19,15 @@ from psycopg2 import sql
 log = logging.getLogger("dashboards.queries")
 
 
+class Refused(Exception):
+    """The warehouse refused a question a person asked (a funnel spec it cannot answer): the
+    message names what is wrong and is meant for the person; `sql` is the statement refused."""
+
+    def __init__(self, message: str, sql: str) -> None:
+        super().__init__(message)
+        self.sql = sql
+
+
 @dataclass
 class QueryResult:
     """Rows of one query and the exact SQL that produced them."""

@@ -1,13 +1,18 @@
 """The funnel's queries (Overview and Funnel pages), over `agg_funnel_daily` and
-`agg_time_to_purchase_daily`. The steps come from the dbt project (`settings.py`)."""
+`agg_time_to_purchase_daily`. The steps come from the dbt project (`settings.py`). The Funnel
+page's builder calls the warehouse's `analytics.funnel(spec jsonb)` and keeps its saved funnels
+in `analytics.saved_funnels`."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
+import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 
-from .base import QueryResult, _q, _whitelisted, period, run, segment_filter
+from .base import QueryResult, Refused, _q, _tidy, _whitelisted, period, run, segment_filter
 from .settings import settings
 
 # breakdown dimensions a user may pick: key -> SQL expression (fixed text, never user input)
@@ -167,3 +172,65 @@ def funnel_time_to_convert(conn, start: date, end: date, devices=None, sources=N
         """,
     )
     return run(conn, "funnel_time_to_convert", query, period(start, end, params))
+
+
+# --- the funnel builder: analytics.funnel(spec jsonb) and the saved funnels ----------------------
+
+
+def custom_funnel(conn, spec: dict) -> QueryResult:
+    """The builder's funnel: `analytics.funnel(spec)`, the spec bound as one jsonb parameter
+    (never spliced into the SQL). Its *Show SQL* is the call to paste into psql. A spec the
+    function refuses (SQLSTATE 22023, a message naming what is wrong) raises `Refused`."""
+    query = "select * from analytics.funnel(%(spec)s::jsonb)"
+    params = {"spec": json.dumps(spec, ensure_ascii=False)}
+    try:
+        return run(conn, "custom_funnel", query, params)
+    except psycopg2.errors.InvalidParameterValue as exc:
+        with conn.cursor() as cur:
+            shown = _tidy(cur.mogrify(query, params).decode())
+        raise Refused(exc.diag.message_primary or "the funnel is not valid", shown) from exc
+
+
+def saved_funnels(conn) -> QueryResult:
+    """Every saved funnel, by name."""
+    return run(
+        conn,
+        "saved_funnels",
+        """
+        select name, spec, saved_at, saved_by
+        from analytics.saved_funnels
+        order by lower(name), name
+        """,
+        {},
+    )
+
+
+def save_funnel(conn, name: str, spec: dict, overwrite: bool = False) -> QueryResult:
+    """Save a funnel under `name` in a read-write transaction (the dashboards' sessions are
+    read-only by default). An existing name is replaced only with `overwrite`; otherwise the
+    result has no row (and nothing changed)."""
+    conflict = (
+        "do update set spec = excluded.spec, saved_at = now(), saved_by = current_user"
+        if overwrite
+        else "do nothing"
+    )
+    query = _q(
+        """
+        insert into analytics.saved_funnels (name, spec)
+        values (%(name)s, %(spec)s::jsonb)
+        on conflict (name) {conflict}
+        returning name, saved_at, saved_by
+        """,
+        conflict=sql.SQL(conflict),
+    )
+    with conn.cursor() as cur:
+        cur.execute("begin read write")
+    try:
+        result = run(conn, "save_funnel", query, {"name": name, "spec": json.dumps(spec, ensure_ascii=False)})
+    except BaseException:
+        with conn.cursor() as cur:
+            cur.execute("rollback")
+        raise
+    with conn.cursor() as cur:
+        cur.execute("commit")
+    return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 from urllib.parse import urlencode
 
+import funnel_spec as fs
 import known_events as k
 import pytest
 import queries
@@ -66,12 +67,32 @@ def assert_valid(view: vs.View) -> None:
                 assert len(set(value)) == len(value)
             elif isinstance(param, vs.Choice):
                 assert value in param.allowed(C)
+            elif isinstance(param, fs.BuilderParam):
+                assert_valid_builder(value)
             else:  # pragma: no cover - a new kind of parameter needs its check here
                 raise AssertionError(param)
         # a valid view writes a URL that reads back the same
         if page == view.page:
             again = vs.parse_view(vs.encode_view(page, state, C), C, PAGE_PARAMS)
             assert again.page == page and again.states[page] == state
+
+
+def assert_valid_builder(b: fs.Builder) -> None:
+    known = fs.Known.of(C)
+    assert isinstance(b, fs.Builder) and len(b.steps) <= fs.MAX_STEPS
+    for step in b.steps:
+        assert step.event in C["kinds"]["event_name"]
+        assert step.category is None or step.category in known.categories
+        assert step.brand is None or step.brand in C["kinds"]["product_brand"]
+        for key, limit in fs.TEXT_LIMITS.items():
+            text = getattr(step, key)
+            assert text is None or (0 < len(text) <= limit and vs.clean_text(text, limit) == text)
+        for price in (step.price_min, step.price_max):
+            assert price is None or 0 <= price <= fs.PRICE_LIMIT
+        if step.price_min is not None and step.price_max is not None:
+            assert step.price_min <= step.price_max
+    assert b.window == fs.DEFAULT_WINDOW or fs.WINDOW_TEXT.fullmatch(b.window)
+    assert b.count in fs.COUNTS and b.order in fs.ORDERS and b.breakdown in fs.BREAKDOWNS
 
 
 # --- properties --------------------------------------------------------------------------------
@@ -99,6 +120,39 @@ def test_any_values_of_the_known_keys_parse_to_a_valid_view(pairs):
     assert_valid(vs.parse_view(urlencode(pairs), C, PAGE_PARAMS))
 
 
+def cleaned_texts(limit: int):
+    return st.text(max_size=limit).map(lambda t: vs.clean_text(t, limit) or None)
+
+
+@st.composite
+def steps(draw):
+    known = fs.Known.of(C)
+    prices = [draw(st.one_of(st.none(), st.integers(0, 10**8).map(lambda n: n / 100))) for _ in range(2)]
+    if None not in prices:
+        prices.sort()
+    return fs.Step(
+        event=draw(st.sampled_from(C["kinds"]["event_name"])),
+        category=draw(st.one_of(st.none(), st.sampled_from(sorted(known.categories)))),
+        brand=draw(st.one_of(st.none(), st.sampled_from(C["kinds"]["product_brand"]))),
+        product_id=draw(cleaned_texts(fs.TEXT_LIMITS["product_id"])),
+        price_min=prices[0],
+        price_max=prices[1],
+        page_path=draw(cleaned_texts(fs.TEXT_LIMITS["page_path"])),
+        search=draw(cleaned_texts(fs.TEXT_LIMITS["search"])),
+    )
+
+
+@st.composite
+def builders(draw):
+    return fs.Builder(
+        steps=tuple(draw(st.lists(steps(), max_size=fs.MAX_STEPS))),
+        window=draw(st.sampled_from([*fs.WINDOW_PRESETS, "90 minutes", "1 day 12:00", "2 weeks"])),
+        count=draw(st.sampled_from(list(fs.COUNTS))),
+        order=draw(st.sampled_from(list(fs.ORDERS))),
+        breakdown=draw(st.sampled_from(list(fs.BREAKDOWNS))),
+    )
+
+
 @st.composite
 def valid_states(draw):
     page = draw(st.sampled_from(list(PAGE_PARAMS)))
@@ -113,12 +167,16 @@ def valid_states(draw):
             state[param] = (min(a, b), max(a, b))
         elif isinstance(param, vs.Known):
             state[param] = tuple(draw(st.lists(st.sampled_from(C["kinds"][param.kind]), unique=True)))
+        elif isinstance(param, fs.BuilderParam):
+            state[param] = draw(builders())
         else:
             state[param] = draw(st.sampled_from(sorted(param.allowed(C))))
     return page, state
 
 
 def _same_selection(a, b) -> bool:
+    if isinstance(b, fs.Builder) and not b.steps:  # without steps, the builder's options are not kept
+        return a == fs.Builder()
     return a == b or (isinstance(a, tuple) and set(a) == set(b))
 
 
