@@ -299,6 +299,8 @@ declare
     passes_sql text;
     candidates_sql text;
     entity_sql text;
+    aggregate_sql text;
+    values_sql text;
     label text;
     query text;
 begin
@@ -584,6 +586,21 @@ begin
         entity_sql := 'e.user_key';
     end if;
 
+    aggregate_sql := case when breakdown_by is null then 'null::text' else 'reached.breakdown_value' end
+        || ' as breakdown_value';
+    values_sql := '';
+    for k in 1..n loop
+        aggregate_sql := aggregate_sql || format(', count(reached.reached_at[%1$s]) as entities_%1$s', k);
+        if k > 1 then
+            aggregate_sql := aggregate_sql || format(
+                ', percentile_cont(0.5) within group (order by (reached.reached_at[%1$s] - reached.reached_at[%2$s]) / 1000000.0)'
+                ' filter (where reached.reached_at[%1$s] is not null) as median_%1$s', k, k - 1);
+        end if;
+        values_sql := values_sql || case when k > 1 then ', ' else '' end || format(
+            '(%1$s, aggregated.entities_%1$s, %2$s)', k,
+            case when k > 1 then format('aggregated.median_%s', k) else 'null::double precision' end);
+    end loop;
+
     query := format($q$
         with
         %1$s
@@ -669,25 +686,18 @@ begin
             from sequences
         ),
 
-        per_step as (
+        {#- one pass over the entities: a count and a median per step (no row per step and entity) -#}
+        aggregated as (
             select
-                reached.breakdown_value,
-                steps.step,
-                reached.reached_at[steps.step] as reached_at,
-                (reached.reached_at[steps.step] - reached.reached_at[steps.step - 1]) / 1000000.0 as seconds_from_previous
+                %11$s
             from reached
-            cross join generate_series(1, $1) as steps (step)
+            %12$s
         ),
 
         counted as (
-            select
-                per_step.breakdown_value,
-                per_step.step,
-                count(per_step.reached_at) as entities,
-                percentile_cont(0.5) within group (order by per_step.seconds_from_previous)
-                    filter (where per_step.reached_at is not null) as median_seconds_from_previous
-            from per_step
-            group by 1, 2
+            select aggregated.breakdown_value, per_step.step, per_step.entities, per_step.median_seconds_from_previous
+            from aggregated
+            cross join lateral (values %13$s) as per_step (step, entities, median_seconds_from_previous)
         ),
 
         groups as (
@@ -740,7 +750,10 @@ begin
         product_sql, candidates_sql, session_breakdown, fast_columns, fast_sql, entity_sql,
         element_breakdown, masks_sql,
         case when breakdown_by is null then 'null::text' else 'slow_elements.breakdown_value' end,
-        case when breakdown_by is null then 'true' else 'false' end
+        case when breakdown_by is null then 'true' else 'false' end,
+        aggregate_sql,
+        case when breakdown_by is null then '' else 'group by 1' end,
+        values_sql
     );
 
     return query execute query using
