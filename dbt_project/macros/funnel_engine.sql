@@ -579,8 +579,19 @@ begin
                 and (q.user_key in (select starting_users.user_key from starting_users) or q.user_keys is not null)
         ),
 
+        {#- a user with events in a session of several users (rare) is never on the fast path -#}
+        shared_users as (
+            select distinct unnest(candidates.user_keys) as user_key
+            from candidates
+            where candidates.user_keys is not null
+        ),
+
         classified as (
-            select c.*, c.user_sessions = 1 and c.user_keys is null and %2$s as is_fast from candidates as c
+            select
+                c.*,
+                c.user_sessions = 1 and c.user_keys is null and %2$s
+                and not exists (select 1 from shared_users where shared_users.user_key = c.user_key) as is_fast
+            from candidates as c
         ),
         $c$, passes_sql, eligible);
         entity_sql := 'e.user_key';

@@ -305,6 +305,20 @@ def _hand_made() -> tuple[list[dict], list[dict]]:
             quantity=1,
             user_agent=rawdata.BOT_UA,
         ),
+        # k1 to k3: a session of two users (a guest known as u-a signs in as u-b and buys), and
+        # u-b's own earlier session, a search
+        ev("sign_in", t, session_id="k1", anonymous_id="vk", user_id="u-a"),
+        ev("search", t + timedelta(days=1), session_id="k2", anonymous_id="vk", search={"query": "tent"}),
+        ev("sign_in", t + timedelta(days=1, minutes=1), session_id="k2", anonymous_id="vk", user_id="u-b"),
+        ev(
+            "purchase",
+            t + timedelta(days=1, minutes=2),
+            session_id="k2",
+            anonymous_id="vk",
+            user_id="u-b",
+            order=rawdata.order_payload("o-k", [("p-4", 1)]),
+        ),
+        ev("search", t, session_id="k3", anonymous_id="vk3", user_id="u-b", search={"query": "tent"}),
         # j: out of order (cart, then view)
         ev("add_to_cart", t, session_id="j", anonymous_id="vj", product="p-4", quantity=1),
         ev("product_view", t + timedelta(seconds=30), session_id="j", anonymous_id="vj", product="p-4"),
@@ -386,6 +400,9 @@ HAND_MADE_CASES = [
     ),
     ({"steps": [{"event": "product_view"}, {"event": "product_view"}], "order": "any"}, [9, 1]),
     ({"steps": [{"event": "purchase", "brand": "Nimbus"}], "count": "users"}, [1]),
+    ({"steps": [{"event": "search"}, {"event": "purchase"}], "count": "users"}, [2, 1]),
+    ({"steps": [{"event": "search"}, {"event": "purchase"}], "count": "users", "window": "1 hour"}, [2, 0]),
+    ({"steps": [{"event": "search"}, {"event": "purchase"}], "window": "1 hour"}, [2, 1]),
 ]
 
 
