@@ -14,6 +14,7 @@ from queries import QueryResult
 
 from shiny import Inputs, Outputs, Session, module, render, ui
 
+NO_DATA = "No data for these filters."
 TABLE_ROWS_SHOWN = 12  # a table shows at least this many rows before it scrolls
 
 
@@ -62,14 +63,19 @@ def widget_server(
     to_table: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     styles: Callable[[pd.DataFrame], list] | None = None,
     filename: str = "data.csv",
+    empty: Callable[[], str] | None = None,
 ):
+    """`empty()`: what the card says when the query found nothing (default: "No data for these
+    filters.")."""
+
     @render.ui
     def message():
         r = result()
         if r.error:
             return ui.div(r.error, class_="alert alert-warning py-2 mb-1 widget-error")
         if r.empty:
-            return ui.div("No data for these filters.", class_="alert alert-light py-2 mb-1 widget-empty")
+            said = empty() if empty else NO_DATA
+            return ui.div(said, class_="alert alert-light py-2 mb-1 widget-empty")
         return None
 
     if kind in ("plot", "both"):

@@ -163,6 +163,16 @@ def funnel_server(input: Inputs, output: Outputs, session: Session, db: SessionD
         b = builder.state()
         return custom_table(df, b.count, b.breakdown)
 
+    def nobody(previous: bool = False) -> str:
+        start, end = bar.dates()
+        if previous:
+            start, end = queries.previous_period(start, end)
+        counted = fs.COUNTS[builder.state().count].lower()
+        said = f"No {counted} reached step 1 between {start} and {end}"
+        return said + (
+            " (does the warehouse hold data that far back?)." if previous else " with these filters."
+        )
+
     widget_server(
         "custom",
         custom["current"],
@@ -171,6 +181,7 @@ def funnel_server(input: Inputs, output: Outputs, session: Session, db: SessionD
         custom_rows,
         _right_align_time,
         filename="funnel.csv",
+        empty=nobody,
     )
     widget_server(
         "custom_previous",
@@ -180,6 +191,7 @@ def funnel_server(input: Inputs, output: Outputs, session: Session, db: SessionD
         custom_rows,
         _right_align_time,
         filename="funnel_previous_period.csv",
+        empty=lambda: nobody(previous=True),
     )
 
     @render.ui

@@ -380,7 +380,9 @@ def test_builder_numbers_equal_the_function(page, app_url, reader, admin):
     assert_shows_function_rows(page, "funnel-custom", reader, SPEC)
     previous = dict(SPEC, **{"from": "2026-02-27", "to": "2026-03-01"})
     wait_sql(page, "funnel-custom_previous", '"from": "2026-02-27"')
-    expect(page.locator("#funnel-custom_previous-message")).to_have_text("No data for these filters.")
+    expect(page.locator("#funnel-custom_previous-message")).to_have_text(
+        "No sessions reached step 1 between 2026-02-27 and 2026-03-01 (does the warehouse hold data that far back?)."
+    )
     assert shown_spec(page, "funnel-custom_previous") == previous
     expect(page.locator(".custom-summary")).to_contain_text("2026-02-27 – 2026-03-01")
 

@@ -188,15 +188,16 @@ def test_screen_equals_the_oracle_under_filters(page, app_url):
 
     eventually(funnel_shown)
 
-    nav.set("activity")
+    nav.set("activity")  # the traffic source chosen on Funnel comes along (the devices are changed)
+    controller.InputSelectize(page, "activity-filters-sources").expect_selected(["google"])
     controller.InputSelect(page, "activity-tz").set("Asia/Kolkata")
     controller.InputSelectize(page, "activity-filters-devices").set(["mobile", "tablet"])
-    wait_sql(page, "activity-heatmap", "'Asia/Kolkata'", "ARRAY['mobile','tablet']")
+    wait_sql(page, "activity-heatmap", "'Asia/Kolkata'", "ARRAY['mobile','tablet']", "ARRAY['google']")
     shown_start = date.fromisoformat(
         page.evaluate("() => document.querySelector('#activity-filters-dates input').value")
     )
     _, _, grid, _, _ = oracle.local(
-        "Asia/Kolkata", shown_start, END, queries.TIME_SERIES_EVENTS, ["mobile", "tablet"]
+        "Asia/Kolkata", shown_start, END, queries.TIME_SERIES_EVENTS, ["mobile", "tablet"], ["google"]
     )
     eventually(lambda: _equal(heatmap_cells(page), dict(grid)))
 
