@@ -651,3 +651,27 @@ def test_back_button_goes_back_to_the_previous_page(page, app_url):
     _url_settles(page, "page=overview", "from=2026-03-03")
     wait_sql(page, "overview-funnel", f"'{D1}'::date")
     controller.NavsetBar(page, "page").expect_value("overview")
+
+
+@pytest.mark.browser
+def test_a_url_opened_while_the_database_is_down_shows_its_view_once_it_is_back(page, known_db, start_server):
+    """The page was built without choices (so without the URL's devices or builder steps): when the
+    database answers, the filter bars take the URL's view, and the URL is kept meanwhile."""
+    from test_app_browser import TcpProxy
+
+    proxy = TcpProxy(int(known_db["PGPORT"]))  # not started: the database is unreachable
+    try:
+        server = start_server(dict(known_db, PGPORT=str(proxy.port)))
+        query = "?page=funnel&from=2026-03-03&to=2026-03-04&device=mobile&source=google"
+        page.goto(server.url + query)
+        expect(page.locator(".db-banner")).to_be_visible(timeout=30_000)
+        assert page.url.endswith(query)
+        proxy.start()
+        expect(page.locator(".db-banner")).to_have_count(0, timeout=30_000)
+        wait_sql(page, "funnel-steps", "ARRAY['mobile']", "ARRAY['google']", f"'{D1}'::date")
+        controller.InputSelectize(page, "funnel-filters-devices").expect_selected(["mobile"])
+        counts_equal(page, "funnel-steps", k.expected_funnel(["mobile"], ["google"], D1, D2))
+        _url_settles(page, "page=funnel", "from=2026-03-03", "device=mobile", "source=google")
+        no_output_errors(page)
+    finally:
+        proxy.stop()
