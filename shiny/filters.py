@@ -70,8 +70,19 @@ def startup_choices() -> dict:
 
 
 def latest_choices() -> dict:
-    """The choices last read for a page (what a session's URL is parsed and written with)."""
-    return _latest[0] if _latest else startup_choices()
+    """The choices last read for a page (what a session's URL is parsed and written with);
+    before any could be read, none (never a query here: it is read on every change)."""
+    if _latest:
+        return _latest[0]
+    today = date.today()
+    return {
+        "min_date": today,
+        "max_date": today,
+        "start": today - timedelta(days=DEFAULT_DAYS - 1),
+        "kinds": {},
+        "price_min": 0,
+        "price_max": 1,
+    }
 
 
 def _default(name: str, choices: list[str]) -> list[str]:

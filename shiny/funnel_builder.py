@@ -213,6 +213,14 @@ def builder_server(
 
     load(initial.steps)
 
+    def apply(builder: fs.Builder) -> None:
+        """Show this builder: its steps and its options."""
+        load(builder.steps)
+        ui.update_selectize("window", choices=_window_choices(builder.window), selected=builder.window)
+        ui.update_radio_buttons("count", selected=builder.count)
+        ui.update_radio_buttons("order", selected=builder.order)
+        ui.update_select("breakdown", selected=builder.breakdown)
+
     def value(uid: int, key: str):
         held = input[f"step{uid}_{key}"]
         if held.is_set():
@@ -229,7 +237,9 @@ def builder_server(
         steps = [step_of(uid) for uid in uids()]
         window = input.window()
         window = vs.clean_text(window, fs.WINDOW_LIMIT) if isinstance(window, str) else ""
-        count, order, breakdown = input.count(), input.order(), input.breakdown()
+        count, order, breakdown = (
+            v if isinstance(v, str) else "" for v in (input.count(), input.order(), input.breakdown())
+        )
         return fs.Builder(
             steps=tuple(s for s in steps if s is not None),
             window=window or fs.DEFAULT_WINDOW,
@@ -375,11 +385,7 @@ def builder_server(
         if not builder.steps:
             say("warning", f"“{name}” names no event this warehouse holds.")
             return
-        load(builder.steps)
-        ui.update_selectize("window", choices=_window_choices(builder.window), selected=builder.window)
-        ui.update_radio_buttons("count", selected=builder.count)
-        ui.update_radio_buttons("order", selected=builder.order)
-        ui.update_select("breakdown", selected=builder.breakdown)
+        apply(builder)
         ui.update_select("saved", selected="")
         ui.update_text("name", value=name)
         bar.apply(dates=dates, devices=devices, sources=sources)
@@ -432,13 +438,16 @@ def builder_server(
             _store(to_save["name"], to_save["spec"], overwrite=True)
             to_save.clear()
 
-    return BuilderHandle(state, spec, mode)
+    return BuilderHandle(state, spec, apply)
 
 
 class BuilderHandle:
-    """What the page reads from the builder."""
+    """What the page reads from the builder (`state()`, `spec(previous)`) and `apply(builder)`,
+    to show a builder (the URL's, once the database is back)."""
 
-    def __init__(self, state: Callable[[], fs.Builder], spec: Callable[..., dict], mode) -> None:
+    def __init__(
+        self, state: Callable[[], fs.Builder], spec: Callable[..., dict], apply: Callable[[fs.Builder], None]
+    ) -> None:
         self.state = state
         self.spec = spec
-        self.mode = mode
+        self.apply = apply

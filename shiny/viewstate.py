@@ -354,7 +354,7 @@ def url_sync_server(
     @reactive.effect(priority=100)  # before the page's queries run, in the same flush
     async def _write_url():
         page = current_page()
-        if page not in states:
+        if not isinstance(page, str) or page not in states:  # a tampered client's page: no URL
             return
         state = states[page]()
         if not ready():

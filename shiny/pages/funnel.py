@@ -12,7 +12,7 @@ import pandas as pd
 import plots
 import queries
 import viewstate as vs
-from filters import SharedFilters, filter_bar_server, filter_bar_ui, latest_choices
+from filters import SharedFilters, filter_bar_server, filter_bar_ui, latest_choices, startup_choices
 from funnel_builder import builder_server, builder_ui
 from inputs import InvalidInput, checked_choice
 from querying import SessionDb
@@ -147,6 +147,22 @@ def funnel_server(input: Inputs, output: Outputs, session: Session, db: SessionD
     bar = filter_bar_server("filters", FILTERS, db, shared, "funnel")
     opened = shared.restore("funnel", latest_choices()).get(fs.BUILDER) or fs.Builder()
     builder = builder_server("builder", db, bar, opened)
+    unread = [db.state.choices_missing]  # the URL's steps could not be checked: no event names
+
+    @reactive.effect
+    @reactive.event(db.epoch, ignore_init=True)
+    def _restore_builder():
+        """The page was built while the database was down: show the URL's funnel now it is back."""
+        if not unread[0]:
+            return
+        c = startup_choices()
+        if not c["kinds"]:
+            return
+        unread[0] = False
+        wanted = shared.restore("funnel", c).get(fs.BUILDER)
+        if wanted and wanted.steps and not builder.state().steps:
+            builder.apply(wanted)
+
     custom = db.side_by_side(
         lambda: (bar.dates(), bar.segment(), builder.state()),
         {

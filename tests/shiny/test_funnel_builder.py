@@ -633,6 +633,8 @@ def test_hostile_builder_inputs_from_the_websocket(page, app_url, admin):
         "Shiny.setInputValue('funnel-builder-action', {op: 'explode', uid: 'x'}, {priority: 'event'})"
     )
     page.evaluate("Shiny.setInputValue('funnel-builder-count', 'everyone')")
+    page.evaluate("Shiny.setInputValue('funnel-builder-order', ['any'])")  # not even a text
+    page.evaluate("Shiny.setInputValue('funnel-builder-saved', '<img src=x onerror=alert(1)>')")
     page.evaluate("Shiny.setInputValue('funnel-builder-window', '\\u0000' + 'x'.repeat(5000))")
     wait_idle(page)
     no_output_errors(page)
@@ -640,6 +642,9 @@ def test_hostile_builder_inputs_from_the_websocket(page, app_url, admin):
         cur.execute("select count(*) from analytics.fact_events")
         assert cur.fetchone()[0] > 0
     expect(page.locator(".funnel-step")).to_have_count(1)
+    expect(page.locator(".builder-message")).to_have_text(
+        "No saved funnel is named “<img src=x onerror=alert(1)>”."
+    )
 
 
 def test_dates_in_the_spec_are_iso(reader):

@@ -663,15 +663,22 @@ def test_a_url_opened_while_the_database_is_down_shows_its_view_once_it_is_back(
     try:
         server = start_server(dict(known_db, PGPORT=str(proxy.port)))
         query = "?page=funnel&from=2026-03-03&to=2026-03-04&device=mobile&source=google"
-        page.goto(server.url + query)
+        page.goto(server.url + query + "&step1=product_view&step2=add_to_cart")
         expect(page.locator(".db-banner")).to_be_visible(timeout=30_000)
-        assert page.url.endswith(query)
+        assert page.url.endswith(query + "&step1=product_view&step2=add_to_cart")
         proxy.start()
         expect(page.locator(".db-banner")).to_have_count(0, timeout=30_000)
-        wait_sql(page, "funnel-steps", "ARRAY['mobile']", "ARRAY['google']", f"'{D1}'::date")
+        wait_sql(
+            page, "funnel-custom", '"event": "add_to_cart"', '"device": ["mobile"]', '"from": "2026-03-03"'
+        )
         controller.InputSelectize(page, "funnel-filters-devices").expect_selected(["mobile"])
-        counts_equal(page, "funnel-steps", k.expected_funnel(["mobile"], ["google"], D1, D2))
-        _url_settles(page, "page=funnel", "from=2026-03-03", "device=mobile", "source=google")
+        _url_settles(
+            page, "page=funnel", "from=2026-03-03", "device=mobile", "source=google", "step2=add_to_cart"
+        )
         no_output_errors(page)
+
+        page.locator("#funnel-builder-clear").click()  # the standard funnel, with the URL's filters
+        wait_sql(page, "funnel-steps", "ARRAY['mobile']", "ARRAY['google']", f"'{D1}'::date")
+        counts_equal(page, "funnel-steps", k.expected_funnel(["mobile"], ["google"], D1, D2))
     finally:
         proxy.stop()
