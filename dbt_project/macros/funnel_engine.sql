@@ -232,6 +232,24 @@ as $fn$
     end
 $fn$;
 
+{#- Any order on the fast path: each step's time (its j-th character's event) to the time each
+    step was reached (the latest of the steps up to it; null from the first step never seen). -#}
+create or replace function analytics.funnel_running_max(times bigint [])
+returns bigint []
+language plpgsql immutable strict parallel safe
+as $fn$
+declare
+    reached bigint [] := times;
+    k integer;
+begin
+    for k in 2..coalesce(array_length(times, 1), 0) loop
+        reached[k] := case when reached[k - 1] is not null and times[k] is not null
+            then greatest(reached[k - 1], times[k]) end;
+    end loop;
+    return reached;
+end
+$fn$;
+
 {#- analytics.funnel(spec): checks the spec (an error names what is wrong), then runs one query
     whose values are all bound parameters; only column names and step numbers are written into
     its text. -#}
@@ -248,6 +266,7 @@ returns table (
 language plpgsql stable
 set search_path = analytics, pg_catalog
 set timezone = 'UTC'
+set work_mem = '256MB'
 as $fn$
 declare
     known_keys constant text [] := array[
@@ -286,13 +305,12 @@ declare
     event_codes constant jsonb := '{{ tojson(funnel_event_codes()) }}';
     codes text [] := '{}';
     plain boolean;
-    pattern text;
+    patterns text [] := '{}';
     predicate text;
     product_predicate text;
     product_sql text := '';
     masks_sql text := '';
     fast_sql text := '';
-    fast_columns text := '';
     session_breakdown text;
     element_breakdown text;
     eligible text;
@@ -448,18 +466,25 @@ begin
             and product_ids[k] is null and price_mins[k] is null and price_maxs[k] is null
             and page_paths[k] is null and searches[k] is null;
     end loop;
-    if plain and order_by = 'ordered' then
-        pattern := '';
-        for k in reverse n..1 loop
-            pattern := format('([^%1$s]*)%1$s', codes[k]) || case when k < n then '(?:' || pattern || ')?' else '' end;
+    -- per step, a regular expression without capture groups whose match ends at the event that
+    -- reaches the step: ordered, the earliest chain (^[^a]*a[^b]*b...); any order, the j-th
+    -- occurrence of the step's character (j: how many steps up to it share that character)
+    if plain then
+        for k in 1..n loop
+            patterns := patterns || case when order_by = 'ordered' then
+                '^' || (select string_agg(format('[^%1$s]*%1$s', codes[i]), '' order by i) from generate_series(1, k) as i)
+            else
+                format('^(?:[^%1$s]*%1$s)', codes[k]) || '{' || (
+                    select count(*) from generate_series(1, k) as i where codes[i] = codes[k]) || '}'
+            end;
         end loop;
-        pattern := '^' || pattern;
     end if;
 
     for k in 1..n loop
         product_predicate := concat_ws(' and ',
             case when categories[k] is not null then format(
-                '(lower(p.product_category) = $3[%1$s] or left(lower(p.product_category), length($3[%1$s]) + 1) = $3[%1$s] || ''.'')', k) end,
+                '(lower(p.product_category) = $3[%1$s] or left(lower(p.product_category), length($3[%1$s]) + 1)'
+                ' in ($3[%1$s] || ''.'', $3[%1$s] || ''/''))', k) end,
             case when brands[k] is not null then format('lower(p.product_brand) = $4[%s]', k) end,
             case when product_ids[k] is not null then format('p.product_id = $5[%s]', k) end,
             case when price_mins[k] is not null then format('p.product_price >= $6[%s]', k) end,
@@ -492,23 +517,11 @@ begin
         end if;
         masks_sql := masks_sql || case when k > 1 then ' | ' else '' end
             || format('(case when %s then %s else 0 end)', predicate, 1 << (k - 1));
-        if order_by = 'ordered' then
-            fast_sql := fast_sql || case when k > 1 then ', ' else '' end
-                || format('fast.start_us + fast.event_offsets_us[%s]', k || (
-                    select string_agg(format(' + length(fast.m[%s])', i), '') from generate_series(1, k) as i));
-        else
-            fast_columns := fast_columns || format(
-                ', (array_positions(string_to_array(c.event_codes, null), $21[%s]))[%s] as p%s',
-                k, (select count(*) from generate_series(1, k) as i where codes[i] = codes[k]), k);
-            fast_sql := fast_sql || case when k > 1 then ', ' else '' end || format(
-                'case when %s then fast.start_us + greatest(%s) end',
-                (select string_agg(format('fast.p%s is not null', i), ' and ') from generate_series(1, k) as i),
-                (select string_agg(format('fast.event_offsets_us[fast.p%s]', i), ', ') from generate_series(1, k) as i));
-        end if;
+        fast_sql := fast_sql || case when k > 1 then ', ' else '' end
+            || format('c.event_offsets_us[length(substring(c.event_codes from $22[%s]))]', k);
     end loop;
-    if order_by = 'ordered' then
-        fast_columns := ', regexp_match(c.event_codes, $22) as m';
-    end if;
+    fast_sql := case when order_by = 'ordered' then 'array[' || fast_sql || ']'
+        else 'analytics.funnel_running_max(array[' || fast_sql || '])' end;
 
     session_breakdown := case breakdown_by
         when 'device' then 'c.device_type' when 'source' then 'c.traffic_source' else 'null::text' end;
@@ -519,10 +532,17 @@ begin
         when 'brand' then '(select lower(p.product_brand) from analytics.dim_products as p where p.product_id = e.product_id)'
         else 'null::text'
     end;
-    eligible := case when plain then
-        'c.first_event_date >= $10 and c.last_event_date <= $11 and not c.has_tied_events'
-        ' and c.session_end_at - c.session_start_at <= $13 and c.passes'
-        else 'false' end;
+    -- the fast path's answer is exact when the session lies within the dates, has no two
+    -- events at one instant, and the window cannot cut its chain: the session is no longer than
+    -- the window, or (ordered) its earliest chain reaches the last step within the window
+    eligible := case when not plain then 'false' else
+        'coalesce(c.first_event_date >= $10 and c.last_event_date <= $11 and not c.has_tied_events and c.passes'
+        ' and (c.session_end_at - c.session_start_at <= $13'
+        || case when order_by = 'ordered' then
+            ' or c.event_offsets_us[length(substring(c.event_codes from $22[$1]))]'
+            ' - c.event_offsets_us[length(substring(c.event_codes from $22[1]))] <= $14'
+        else '' end
+        || '), false)' end;
     passes_sql := '($17::text [] is null or q.device_type = any($17))'
         ' and ($18::text [] is null or q.traffic_source = any($18))'
         ' and ($19::text [] is null or q.traffic_medium = any($19))'
@@ -530,7 +550,7 @@ begin
 
     if count_by = 'sessions' then
         candidates_sql := format($c$
-        candidates as (
+        candidates as not materialized (
             select
                 q.*,
                 cast(extract(epoch from q.session_start_at) * 1000000 as bigint) as start_us,
@@ -543,7 +563,7 @@ begin
                 and %s
         ),
 
-        classified as (
+        classified as not materialized (
             select c.*, %s as is_fast from candidates as c
         ),
         $c$, passes_sql, eligible);
@@ -586,7 +606,7 @@ begin
             where candidates.user_keys is not null
         ),
 
-        classified as (
+        classified as not materialized (
             select
                 c.*,
                 c.user_sessions = 1 and c.user_keys is null and %2$s
@@ -617,15 +637,12 @@ begin
         %1$s
         %2$s
 
-        fast as (
-            select c.start_us, c.event_offsets_us, %3$s as breakdown_value %4$s
+        {#- times on the fast path are microseconds since the session's start: only their
+            differences are used -#}
+        fast_reached as (
+            select %3$s as breakdown_value, %5$s as reached_at%4$s
             from classified as c
             where c.is_fast
-            offset 0
-        ),
-
-        fast_reached as (
-            select fast.breakdown_value, array[%5$s] as reached_at from fast
         ),
 
         slow_elements as (
@@ -758,7 +775,7 @@ begin
         from final
         order by final.first_entities desc, final.breakdown nulls first, final.step
     $q$,
-        product_sql, candidates_sql, session_breakdown, fast_columns, fast_sql, entity_sql,
+        product_sql, candidates_sql, session_breakdown, '', fast_sql, entity_sql,
         element_breakdown, masks_sql,
         case when breakdown_by is null then 'null::text' else 'slow_elements.breakdown_value' end,
         case when breakdown_by is null then 'true' else 'false' end,
@@ -770,7 +787,7 @@ begin
     return query execute query using
         n, events, categories, brands, product_ids, price_mins, price_maxs, page_paths, searches,
         from_date, to_date, to_date + 1 + ceil(window_us / 86400000000.0)::integer, window_length,
-        window_us, order_by = 'any', names, devices, sources, mediums, campaigns, codes, pattern,
+        window_us, order_by = 'any', names, devices, sources, mediums, campaigns, codes, patterns,
         cast(extract(epoch from from_date::timestamptz) * 1000000 as bigint),
         cast(extract(epoch from (to_date + 1)::timestamptz) * 1000000 as bigint);
 end

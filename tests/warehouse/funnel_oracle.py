@@ -120,7 +120,7 @@ def _product_matches(step: dict, product_id, category, brand, price) -> bool:
     if step.get("category"):
         wanted = step["category"].strip().lower()
         have = (category or "").lower()
-        if not (have == wanted or have.startswith(wanted + ".")):
+        if not (have == wanted or have.startswith((wanted + ".", wanted + "/"))):
             return False
     if step.get("brand") and (brand or "").lower() != step["brand"].strip().lower():
         return False
