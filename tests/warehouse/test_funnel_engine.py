@@ -5,6 +5,7 @@ an error that names what is wrong."""
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -479,9 +480,7 @@ def test_the_dashboards_role_runs_funnels_and_saves_them_and_writes_nothing_else
 
 # --- real shop data: the REES46 sample (October 2019; credit "REES46 Marketing Platform / Open CDP")
 
-REES46 = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "rees46-2019-Oct-head17k.csv"
-)
+REES46 = Path(__file__).resolve().parent / "real_shop" / "rees46-2019-Oct-head17k.csv.gz"
 REES46_EVENTS = {
     "view": "product_view",
     "cart": "add_to_cart",
@@ -495,7 +494,7 @@ def rees46_lines() -> list[dict]:
     (category_code, brand, price); a purchase row is an order of its one product. A row without
     a session is left out (the warehouse would derive one; the reference does not)."""
     lines = []
-    with REES46.open(newline="") as handle:
+    with gzip.open(REES46, "rt", newline="") as handle:
         for number, row in enumerate(csv.DictReader(handle)):
             if not row["user_session"]:
                 continue  # the warehouse derives a session for it; the reference does not
